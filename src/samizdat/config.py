@@ -1,0 +1,163 @@
+"""Hub configuration: defaults that need no file, a TOML file, then command-line flags.
+
+Every limit the relay enforces is here, and the NIP-11 document announces the
+same numbers. Unknown keys in the file are errors (a typo must not silently
+leave a hub open).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the key and what to write instead."""
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7447
+    # URLs people use to reach the hub (for NIP-42 relay-tag checks besides the Host header).
+    public_urls: list[str] = field(default_factory=list)
+    # permessage-deflate costs CPU on every frame; see docs/decisions.md.
+    websocket_compression: bool = False
+
+
+@dataclass
+class RelayInfo:
+    name: str = "samizdat hub"
+    description: str = "A samizdat hub: a Nostr relay that keeps news flowing when the internet is cut."
+    contact: str = ""
+    banner: str = ""
+
+
+@dataclass
+class Limits:
+    max_message_length: int = 262_144
+    max_subscriptions: int = 32
+    max_filters: int = 10
+    max_filter_values: int = 1000
+    max_limit: int = 10_000
+    default_limit: int = 500
+    max_subid_length: int = 64
+    max_event_tags: int = 2000
+    max_content_length: int = 100_000
+    max_tag_value_length: int = 4096
+    # Seconds before/after now; 0 disables the bound. A hub also archives what it syncs,
+    # so the past bound is generous.
+    created_at_lower_limit: int = 10 * 365 * 24 * 3600
+    created_at_upper_limit: int = 15 * 60
+    min_pow_difficulty: int = 0
+    max_connections: int = 2000
+    # Messages queued for a client that does not read before it is cut off.
+    max_outbound_messages: int = 50_000
+
+
+@dataclass
+class RateLimits:
+    """Token buckets: a rate per second and a burst. 0 disables that bucket."""
+
+    messages_per_second: float = 200.0
+    messages_burst: int = 2000
+    events_per_second: float = 100.0
+    events_burst: int = 1000
+    ip_events_per_second: float = 300.0
+    ip_events_burst: int = 3000
+    ip_max_connections: int = 64
+    # Invalid or rate-limited messages a client may send (refilling 1/s) before it is cut off.
+    strikes: int = 30
+
+
+@dataclass
+class AuthConfig:
+    """NIP-42. With ``allowed_pubkeys`` set, only those keys may write after authenticating."""
+
+    required_for_write: bool = False
+    required_for_read: bool = False
+    allowed_pubkeys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StoreConfig:
+    # FULL: every commit reaches the disk before OK (power-loss safe); NORMAL: survives a
+    # killed process but maybe not a power cut.
+    synchronous: str = "FULL"
+    readers: int = 2
+    expiry_purge_seconds: int = 60
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("data")
+    server: ServerConfig = field(default_factory=ServerConfig)
+    relay: RelayInfo = field(default_factory=RelayInfo)
+    limits: Limits = field(default_factory=Limits)
+    rate: RateLimits = field(default_factory=RateLimits)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "events.sqlite3"
+
+
+def _fill(obj: Any, values: dict[str, Any], where: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown setting {where}{key!r}; known settings here: {known}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}{key} must be a table ([{key}])")
+            _fill(current, value, f"{where}{key}.")
+            continue
+        expected = type(current)
+        if isinstance(current, Path):
+            value = Path(value) if isinstance(value, str) else value
+        elif expected is float and type(value) is int:
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and type(value) is bool):
+            raise ConfigError(
+                f"{where}{key} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+            )
+        if (expected in (int, float)) and value < 0:
+            raise ConfigError(f"{where}{key} must not be negative")
+        setattr(obj, key, value)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Defaults, then the TOML file at ``path`` (if any), then non-None ``overrides``.
+
+    Overrides use dotted names with underscores: ``data_dir``, ``server.host``...
+    """
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        _fill(cfg, data, "")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = key.split(".")
+        target: Any = cfg
+        for part in parents:
+            target = getattr(target, part)
+        _fill(target, {leaf: value}, ".".join(parents) + "." if parents else "")
+    for pk in cfg.auth.allowed_pubkeys:
+        if len(pk) != 64 or any(c not in "0123456789abcdef" for c in pk):
+            raise ConfigError(f"auth.allowed_pubkeys: {pk!r} is not a 64-character hex pubkey")
+    if not 0 <= cfg.server.port < 65536:
+        raise ConfigError("server.port must be between 0 (any free port) and 65535")
+    return cfg

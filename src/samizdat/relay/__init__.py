@@ -1,0 +1,1 @@
+"""The asyncio relay: WebSocket connections, subscriptions, limits, AUTH and the HTTP pages."""

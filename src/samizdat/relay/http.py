@@ -1,0 +1,240 @@
+"""One port for everything: the WebSocket relay, NIP-11 and the status page (aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+import orjson
+from aiohttp import WSMsgType, web
+from coincurve import PrivateKey
+
+from .. import __version__
+from ..config import Config
+from ..nostr.keys import npub
+from .connection import Connection
+from .relay import Relay
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_NIPS = [1, 9, 11, 13, 40, 42, 45, 50, 70]
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+}
+RELAY_KEY: web.AppKey[Relay] = web.AppKey("relay", Relay)
+
+
+def nip11_document(relay: Relay) -> dict[str, object]:
+    cfg = relay.cfg
+    lim = cfg.limits
+    info: dict[str, object] = {
+        "name": cfg.relay.name,
+        "description": cfg.relay.description,
+        "pubkey": relay.pubkey,
+        "supported_nips": SUPPORTED_NIPS,
+        "software": "samizdat",
+        "version": __version__,
+        "limitation": {
+            "max_message_length": lim.max_message_length,
+            "max_subscriptions": lim.max_subscriptions,
+            "max_filters": lim.max_filters,
+            "max_limit": lim.max_limit,
+            "default_limit": lim.default_limit,
+            "max_subid_length": lim.max_subid_length,
+            "max_event_tags": lim.max_event_tags,
+            "max_content_length": lim.max_content_length,
+            "min_pow_difficulty": lim.min_pow_difficulty,
+            "auth_required": cfg.auth.required_for_read or cfg.auth.required_for_write,
+            "payment_required": False,
+            "restricted_writes": bool(
+                cfg.auth.required_for_write or cfg.auth.allowed_pubkeys or lim.min_pow_difficulty
+            ),
+            "created_at_lower_limit": lim.created_at_lower_limit,
+            "created_at_upper_limit": lim.created_at_upper_limit,
+        },
+        "samizdat": {
+            "max_filter_values": lim.max_filter_values,
+            "max_tag_value_length": lim.max_tag_value_length,
+            "auth_required_for_read": cfg.auth.required_for_read,
+            "auth_required_for_write": cfg.auth.required_for_write,
+            "rate_limits": {
+                "messages_per_second": cfg.rate.messages_per_second,
+                "messages_burst": cfg.rate.messages_burst,
+                "events_per_second": cfg.rate.events_per_second,
+                "events_burst": cfg.rate.events_burst,
+                "ip_events_per_second": cfg.rate.ip_events_per_second,
+                "ip_events_burst": cfg.rate.ip_events_burst,
+                "ip_max_connections": cfg.rate.ip_max_connections,
+            },
+        },
+    }
+    if cfg.relay.contact:
+        info["contact"] = cfg.relay.contact
+    if cfg.relay.banner:
+        info["banner"] = cfg.relay.banner
+    return info
+
+
+def _format_uptime(seconds: int) -> str:
+    d, rem = divmod(seconds, 86400)
+    h, rem = divmod(rem, 3600)
+    mnt, s = divmod(rem, 60)
+    return (f"{d}d " if d else "") + f"{h:02d}:{mnt:02d}:{s:02d}"
+
+
+def status_html(relay: Relay) -> str:
+    st = relay.status()
+    e = html.escape
+    rows = [
+        ("Events stored", f"{st['events_stored']:,}"),
+        ("Connections now", str(st["connections"])),
+        ("Subscriptions now", str(st["subscriptions"])),
+        ("Uptime", _format_uptime(int(st["uptime_seconds"]))),
+        ("Accepted since start", f"{st['events_accepted_since_start']:,}"),
+        ("Rejected since start", f"{st['events_rejected_since_start']:,}"),
+        ("Hub public key (hex)", str(st["pubkey"])),
+        ("Hub public key (npub)", npub(str(st["pubkey"]))),
+    ]
+    body = "\n".join(f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in rows)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="10">
+<title>{e(relay.cfg.relay.name)} — status</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:1rem auto;max-width:44rem;padding:0 1rem;color:#111}}
+table{{border-collapse:collapse;width:100%}} th,td{{text-align:left;padding:.4rem;border-bottom:1px solid #ddd;vertical-align:top}}
+code{{word-break:break-all}} th{{width:40%}}
+</style></head><body>
+<h1>{e(relay.cfg.relay.name)}</h1>
+<p>{e(relay.cfg.relay.description)}</p>
+<p>This is a Nostr relay. Point any Nostr app at this address with <code>ws://</code> in front
+(for example <code>ws://{e(relay.cfg.server.host)}:{relay.cfg.server.port}</code>).</p>
+<table data-testid="status">{body}</table>
+<p><small>samizdat {__version__}. Machine-readable: <a href="/status.json">/status.json</a>.</small></p>
+</body></html>"""
+
+
+async def handle_root(request: web.Request) -> web.StreamResponse:
+    relay = request.app[RELAY_KEY]
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await handle_websocket(request)
+    if "application/nostr+json" in request.headers.get("Accept", ""):
+        return web.Response(body=orjson.dumps(nip11_document(relay)),
+                            content_type="application/nostr+json", headers=CORS)
+    return web.Response(text=status_html(relay), content_type="text/html")
+
+
+async def handle_options(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers=CORS)
+
+
+async def handle_status(request: web.Request) -> web.Response:
+    return web.Response(text=status_html(request.app[RELAY_KEY]), content_type="text/html")
+
+
+async def handle_status_json(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(request.app[RELAY_KEY].status()),
+                        content_type="application/json", headers=CORS)
+
+
+async def handle_websocket(request: web.Request) -> web.StreamResponse:
+    relay = request.app[RELAY_KEY]
+    ip = request.remote or "?"
+    admitted = relay.admit(ip)
+    if isinstance(admitted, str):
+        return web.Response(status=429, text=admitted + "\n")
+    cfg = relay.cfg
+    ws = web.WebSocketResponse(
+        max_msg_size=cfg.limits.max_message_length,
+        compress=cfg.server.websocket_compression,
+        heartbeat=60,
+    )
+    conn: Connection | None = None
+    try:
+        await ws.prepare(request)
+        conn = Connection(relay, ws, ip, request.host, admitted, secure=request.secure)
+        relay.register(conn)
+        if cfg.auth.required_for_read or cfg.auth.required_for_write:
+            conn.send_auth_challenge()
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                conn.on_text(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                conn.on_binary()
+            if conn.closed:
+                break
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        if conn is not None:
+            relay.unregister(conn)
+        else:
+            admitted.connections -= 1
+            if admitted.connections <= 0:
+                relay.per_ip.pop(ip, None)
+    return ws
+
+
+def make_app(relay: Relay) -> web.Application:
+    app = web.Application(client_max_size=relay.cfg.limits.max_message_length)
+    app[RELAY_KEY] = relay
+    app.router.add_get("/", handle_root)
+    app.router.add_route("OPTIONS", "/", handle_options)
+    app.router.add_get("/status", handle_status)
+    app.router.add_get("/status.json", handle_status_json)
+    return app
+
+
+async def run_hub(cfg: Config, hub_key: PrivateKey, *,
+                  on_ready: Callable[[Relay, int], None] | None = None,
+                  stop: asyncio.Event | None = None, install_signals: bool = True) -> None:
+    """Serve until ``stop`` is set or SIGINT/SIGTERM arrives, then shut down cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    if install_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    relay = Relay(cfg, hub_key, loop)
+    runner = web.AppRunner(make_app(relay), access_log=None, handle_signals=False,
+                           shutdown_timeout=2.0)
+    purge_task: asyncio.Task | None = None
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, cfg.server.host, cfg.server.port, reuse_address=True)
+        await site.start()
+        port = runner.addresses[0][1]
+        purge_task = loop.create_task(_purge_loop(relay))
+        if on_ready:
+            on_ready(relay, port)
+        await stop.wait()
+        log.info("stopping: closing %d connections", len(relay.connections))
+        for conn in list(relay.connections):
+            conn.close(1001, "hub is shutting down")
+        await asyncio.sleep(0.1)
+    finally:
+        if purge_task:
+            purge_task.cancel()
+        await runner.cleanup()
+        relay.close()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+async def _purge_loop(relay: Relay) -> None:
+    interval = relay.cfg.store.expiry_purge_seconds
+    if interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        start = time.monotonic()
+        n = await relay.store.purge_expired()
+        if n:
+            log.info("purged %d expired events in %.2fs", n, time.monotonic() - start)

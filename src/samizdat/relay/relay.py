@@ -1,0 +1,116 @@
+"""The relay's shared state: store, verifier, live subscriptions, per-IP accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import orjson
+from coincurve import PrivateKey
+
+from ..config import Config
+from ..nostr import messages as m
+from ..nostr.event import Event
+from ..nostr.keys import pubkey_of
+from ..store.service import StoreService
+from ..store.sqlite import SQLiteStore
+from .connection import Connection, Subscription, normalise_url_host
+from .ingest import Verifier
+from .ratelimit import PerIP
+
+
+class Relay:
+    def __init__(self, cfg: Config, hub_key: PrivateKey, loop: asyncio.AbstractEventLoop):
+        self.cfg = cfg
+        self.hub_key = hub_key
+        self.pubkey = pubkey_of(hub_key)
+        self.loop = loop
+        self.started = time.time()
+        lim = cfg.limits
+        self.codec_limits = m.Limits(
+            max_subid_length=lim.max_subid_length,
+            max_filters=lim.max_filters,
+            max_filter_values=lim.max_filter_values,
+            max_limit=lim.max_limit,
+            default_limit=lim.default_limit,
+            max_event_tags=lim.max_event_tags,
+            max_content_length=lim.max_content_length,
+            max_tag_value_length=lim.max_tag_value_length,
+        )
+        self.store = StoreService(SQLiteStore(cfg.db_path, cfg.store.synchronous), loop,
+                                  readers=cfg.store.readers)
+        self.verifier = Verifier(loop)
+        self.connections: set[Connection] = set()
+        self.subscriptions: set[Subscription] = set()
+        self.per_ip: dict[str, PerIP] = {}
+        self.allowed_pubkeys = frozenset(cfg.auth.allowed_pubkeys)
+        self.auth_hosts = {h for h in map(normalise_url_host, cfg.server.public_urls) if h}
+        self.stats: Counter[str] = Counter()
+
+    # --- connections --------------------------------------------------------------------------
+
+    def admit(self, ip: str) -> PerIP | str:
+        """Per-IP state for a new connection, or the reason it is refused."""
+        if len(self.connections) >= self.cfg.limits.max_connections:
+            return "this hub has too many connections; try again in a minute"
+        rate = self.cfg.rate
+        state = self.per_ip.get(ip)
+        if state is None:
+            state = self.per_ip[ip] = PerIP(rate.ip_events_per_second, rate.ip_events_burst)
+        if rate.ip_max_connections and state.connections >= rate.ip_max_connections:
+            return "too many connections from your address"
+        state.connections += 1
+        return state
+
+    def register(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.stats["connections_total"] += 1
+
+    def unregister(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        conn.cleanup()
+        state = self.per_ip.get(conn.ip)
+        if state is not None:
+            state.connections -= 1
+            if state.connections <= 0:
+                del self.per_ip[conn.ip]
+
+    # --- live subscriptions ------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscription) -> None:
+        self.subscriptions.add(sub)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscriptions.discard(sub)
+
+    def broadcast(self, ev: Event, js: str | None) -> None:
+        """Send a newly accepted event to every live subscription it matches."""
+        for sub in self.subscriptions:
+            if not sub.matches(ev):
+                continue
+            if js is None:
+                js = orjson.dumps(ev.to_dict()).decode()
+            if sub.buffer is not None:
+                sub.buffer.append((ev.id, js))
+            else:
+                sub.conn.send(m.event_frame(sub.subid, js))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        return {
+            "name": self.cfg.relay.name,
+            "pubkey": self.pubkey,
+            "events_stored": self.store.store.event_count,
+            "connections": len(self.connections),
+            "subscriptions": len(self.subscriptions),
+            "uptime_seconds": int(time.time() - self.started),
+            "events_accepted_since_start": self.stats["events_stored"],
+            "events_rejected_since_start": self.stats["events_rejected"],
+            "clients_cut_off_since_start": self.stats["disconnected_abusive"],
+        }
+
+    def close(self) -> None:
+        self.verifier.close()
+        self.store.close()

@@ -1,0 +1,405 @@
+"""The SQLite event store: the only place in samizdat that speaks SQL.
+
+One writer connection (used from a single writer thread, see :mod:`.service`)
+and any number of read-only connections, one per reader thread, over a WAL
+database. Methods here are synchronous and do not know about asyncio.
+
+Storage semantics (NIP-01, NIP-09, NIP-40) live in :meth:`SQLiteStore.save_many`
+so that every way an event can arrive (WebSocket, sync, bundle import) gets
+the same rules.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ..nostr.event import HEX64, Event
+from ..nostr.filters import Filter
+from ..nostr.kinds import DELETION, Storage, storage_of
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events(
+    rid INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    pubkey BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    dtag TEXT,
+    expires_at INTEGER,
+    json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(created_at, id);
+CREATE INDEX IF NOT EXISTS events_pubkey ON events(pubkey, created_at);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind, created_at);
+CREATE INDEX IF NOT EXISTS events_pubkey_kind ON events(pubkey, kind, created_at);
+CREATE INDEX IF NOT EXISTS events_address ON events(kind, pubkey, dtag) WHERE dtag IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_expiry ON events(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tags(
+    eid INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (eid, name, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_lookup ON tags(name, value, created_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
+    content, content='', detail=none, tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS deleted_ids(
+    id BLOB PRIMARY KEY, pubkey BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deleted_addresses(
+    kind INTEGER NOT NULL, pubkey BLOB NOT NULL, dtag TEXT NOT NULL, until INTEGER NOT NULL,
+    PRIMARY KEY (kind, pubkey, dtag)
+) WITHOUT ROWID;
+"""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or used; the message says what to do."""
+
+
+@dataclass(slots=True, frozen=True)
+class SaveResult:
+    """Outcome of saving one event. ``stored`` events are broadcast to live subscriptions."""
+
+    accepted: bool
+    message: str = ""
+    stored: bool = False
+
+
+ACCEPTED = SaveResult(True, "", True)
+DUPLICATE = SaveResult(False, "duplicate: already have this event")
+OLDER = SaveResult(False, "duplicate: a newer version of this replaceable event is stored")
+DELETED = SaveResult(False, "blocked: this event was deleted by its author")
+FAILED = SaveResult(False, "error: could not store the event")
+
+
+def event_json(ev: Event) -> str:
+    return orjson.dumps(ev.to_dict()).decode()
+
+
+def fts_query(tokens: Iterable[str]) -> str:
+    """An FTS5 MATCH expression requiring every token (tokens are already alphanumeric)."""
+    return " ".join('"' + t.replace('"', '""') + '"' for t in tokens)
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    uri = f"file:{path}?mode={'ro' if readonly else 'rwc'}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                           timeout=30)
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA cache_size=-32000")  # 32 MB page cache per connection
+    conn.execute("PRAGMA temp_store=MEMORY")
+    if readonly:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, synchronous: str = "FULL"):
+        self.path = Path(path)
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise StoreError(f"store.synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self.synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._w = _connect(self.path, readonly=False)
+            self._w.execute("PRAGMA journal_mode=WAL")
+            self._w.execute(f"PRAGMA synchronous={self.synchronous}")
+            self._w.execute("PRAGMA foreign_keys=OFF")
+            self._w.executescript(SCHEMA)
+            row = self._w.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self._w.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                                (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer samizdat (schema {row[0]}); upgrade samizdat"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the database {self.path}: {exc}. If the file is damaged, move it "
+                "aside and restore from a peer hub with `samizdat sync` or a bundle."
+            ) from exc
+        self.event_count = self._w.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for c in self._readers:
+                c.close()
+            self._readers.clear()
+        try:
+            self._w.execute("PRAGMA optimize")
+        except sqlite3.Error:
+            pass
+        self._w.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, readonly=True)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    # --- writes (writer thread only) ----------------------------------------------------------
+
+    def save_many(self, events: list[Event], now: int | None = None) -> list[SaveResult]:
+        """Save a batch in one transaction; ``OK true`` may be sent once this returns."""
+        now = int(time.time()) if now is None else now
+        w = self._w
+        results: list[SaveResult] = []
+        w.execute("BEGIN IMMEDIATE")
+        try:
+            for ev in events:
+                w.execute("SAVEPOINT ev")
+                try:
+                    res = self._save_one(ev, now)
+                    w.execute("RELEASE ev")
+                except sqlite3.Error:
+                    w.execute("ROLLBACK TO ev")
+                    w.execute("RELEASE ev")
+                    res = FAILED
+                results.append(res)
+            w.execute("COMMIT")
+        except BaseException:
+            if w.in_transaction:
+                w.execute("ROLLBACK")
+            raise
+        self.event_count += sum(1 for r in results if r.stored)
+        return results
+
+    def _save_one(self, ev: Event, now: int) -> SaveResult:
+        w = self._w
+        eid = bytes.fromhex(ev.id)
+        pub = bytes.fromhex(ev.pubkey)
+        if w.execute("SELECT 1 FROM events WHERE id=?", (eid,)).fetchone():
+            return DUPLICATE
+        row = w.execute("SELECT pubkey FROM deleted_ids WHERE id=?", (eid,)).fetchone()
+        if row is not None and row[0] == pub and ev.kind != DELETION:
+            return DELETED
+        storage = storage_of(ev.kind)
+        dtag: str | None = None
+        if storage in (Storage.REPLACEABLE, Storage.ADDRESSABLE):
+            if storage is Storage.ADDRESSABLE:
+                dtag = ev.d_tag
+                old = w.execute(
+                    "SELECT rid, created_at, id FROM events WHERE kind=? AND pubkey=? AND dtag=?",
+                    (ev.kind, pub, dtag),
+                ).fetchall()
+            else:
+                old = w.execute(
+                    "SELECT rid, created_at, id FROM events WHERE pubkey=? AND kind=?",
+                    (pub, ev.kind),
+                ).fetchall()
+            gone = w.execute(
+                "SELECT until FROM deleted_addresses WHERE kind=? AND pubkey=? AND dtag=?",
+                (ev.kind, pub, dtag or ""),
+            ).fetchone()
+            if gone is not None and ev.created_at <= gone[0]:
+                return DELETED
+            for _, ts, oid in old:
+                # The newest wins; on equal created_at the lowest id wins (NIP-01).
+                if ts > ev.created_at or (ts == ev.created_at and oid < eid):
+                    return OLDER
+            for rid, _, _ in old:
+                self._delete_rid(rid)
+        cur = w.execute(
+            "INSERT INTO events(id, pubkey, created_at, kind, dtag, expires_at, json) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (eid, pub, ev.created_at, ev.kind, dtag, ev.expiration, event_json(ev)),
+        )
+        rid = cur.lastrowid
+        tag_rows = {
+            (rid, t[0], t[1], ev.created_at) for t in ev.tags if len(t) >= 2 and len(t[0]) == 1
+        }
+        if tag_rows:
+            w.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?)", tag_rows)
+        if ev.content:
+            w.execute("INSERT INTO events_fts(rowid, content) VALUES (?,?)", (rid, ev.content))
+        if ev.kind == DELETION:
+            self._apply_deletion(ev, pub)
+        return ACCEPTED
+
+    def _delete_rid(self, rid: int) -> None:
+        w = self._w
+        row = w.execute("SELECT json FROM events WHERE rid=?", (rid,)).fetchone()
+        if row is None:
+            return
+        content = orjson.loads(row[0])["content"]
+        if content:
+            w.execute(
+                "INSERT INTO events_fts(events_fts, rowid, content) VALUES ('delete', ?, ?)",
+                (rid, content),
+            )
+        w.execute("DELETE FROM tags WHERE eid=?", (rid,))
+        w.execute("DELETE FROM events WHERE rid=?", (rid,))
+        self.event_count -= 1
+
+    def _apply_deletion(self, ev: Event, pub: bytes) -> None:
+        """NIP-09: remove the author's own referenced events and remember the request."""
+        w = self._w
+        for t in ev.tags:
+            if len(t) < 2:
+                continue
+            if t[0] == "e" and HEX64.fullmatch(t[1]):
+                target = bytes.fromhex(t[1])
+                w.execute("INSERT OR IGNORE INTO deleted_ids VALUES (?,?)", (target, pub))
+                row = w.execute(
+                    "SELECT rid FROM events WHERE id=? AND pubkey=? AND kind!=?",
+                    (target, pub, DELETION),
+                ).fetchone()
+                if row:
+                    self._delete_rid(row[0])
+            elif t[0] == "a":
+                parts = t[1].split(":", 2)
+                if len(parts) != 3 or parts[1] != ev.pubkey or not parts[0].isdigit():
+                    continue
+                kind, dtag = int(parts[0]), parts[2]
+                storage = storage_of(kind)
+                if storage not in (Storage.REPLACEABLE, Storage.ADDRESSABLE):
+                    continue
+                w.execute(
+                    "INSERT INTO deleted_addresses VALUES (?,?,?,?) "
+                    "ON CONFLICT DO UPDATE SET until=max(until, excluded.until)",
+                    (kind, pub, dtag if storage is Storage.ADDRESSABLE else "", ev.created_at),
+                )
+                if storage is Storage.ADDRESSABLE:
+                    rows = w.execute(
+                        "SELECT rid FROM events WHERE kind=? AND pubkey=? AND dtag=? "
+                        "AND created_at<=?", (kind, pub, dtag, ev.created_at)).fetchall()
+                else:
+                    rows = w.execute(
+                        "SELECT rid FROM events WHERE pubkey=? AND kind=? AND created_at<=?",
+                        (pub, kind, ev.created_at)).fetchall()
+                for (rid,) in rows:
+                    self._delete_rid(rid)
+
+    def purge_expired(self, now: int | None = None, batch: int = 1000) -> int:
+        """Delete events whose NIP-40 expiration has passed. Returns how many went."""
+        now = int(time.time()) if now is None else now
+        w = self._w
+        total = 0
+        while True:
+            rows = w.execute(
+                "SELECT rid FROM events WHERE expires_at IS NOT NULL AND expires_at<=? LIMIT ?",
+                (now, batch),
+            ).fetchall()
+            if not rows:
+                return total
+            w.execute("BEGIN IMMEDIATE")
+            for (rid,) in rows:
+                self._delete_rid(rid)
+            w.execute("COMMIT")
+            total += len(rows)
+
+    # --- reads (any thread) -----------------------------------------------------------------
+
+    @staticmethod
+    def _where(f: Filter, now: int) -> tuple[str, list[object]]:
+        clauses = ["(e.expires_at IS NULL OR e.expires_at>?)"]
+        params: list[object] = [now]
+
+        def in_list(column: str, values: Iterable[object]) -> None:
+            vals = list(values)
+            clauses.append(f"{column} IN ({','.join('?' * len(vals))})")
+            params.extend(vals)
+
+        if f.ids is not None:
+            in_list("e.id", (bytes.fromhex(i) for i in f.ids))
+        if f.authors is not None:
+            in_list("e.pubkey", (bytes.fromhex(a) for a in f.authors))
+        if f.kinds is not None:
+            in_list("e.kind", f.kinds)
+        if f.since is not None:
+            clauses.append("e.created_at>=?")
+            params.append(f.since)
+        if f.until is not None:
+            clauses.append("e.created_at<=?")
+            params.append(f.until)
+        for name, values in f.tags.items():
+            vals = list(values)
+            clauses.append(
+                "e.rid IN (SELECT eid FROM tags WHERE name=? AND value IN "
+                f"({','.join('?' * len(vals))}))"
+            )
+            params.append(name)
+            params.extend(vals)
+        if f.search is not None:
+            clauses.append("e.rid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
+            params.append(fts_query(f.search))
+        return " AND ".join(clauses), params
+
+    def query(self, filters: list[Filter], now: int | None = None,
+              default_limit: int | None = None) -> list[str]:
+        """Events matching any filter as JSON text, newest first, ties by lowest id."""
+        now = int(time.time()) if now is None else now
+        conn = self._reader()
+        found: dict[bytes, tuple[int, bytes, str]] = {}
+        for f in filters:
+            if f.is_empty():
+                continue
+            limit = f.limit if f.limit is not None else default_limit
+            if limit == 0:
+                continue
+            where, params = self._where(f, now)
+            sql = f"SELECT e.created_at, e.id, e.json FROM events e WHERE {where} " \
+                  "ORDER BY e.created_at DESC, e.id ASC"
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(limit)
+            for ts, eid, js in conn.execute(sql, params):
+                found[eid] = (ts, eid, js)
+        rows = sorted(found.values(), key=lambda r: (-r[0], r[1]))
+        return [r[2] for r in rows]
+
+    def count(self, filters: list[Filter], now: int | None = None) -> int:
+        """NIP-45: number of distinct events matching any filter (``limit`` is ignored)."""
+        now = int(time.time()) if now is None else now
+        parts, params = [], []
+        for f in filters:
+            if f.is_empty():
+                continue
+            where, p = self._where(f, now)
+            parts.append(f"SELECT e.rid FROM events e WHERE {where}")
+            params.extend(p)
+        if not parts:
+            return 0
+        sql = f"SELECT count(*) FROM ({' UNION '.join(parts)})"
+        return self._reader().execute(sql, params).fetchone()[0]
+
+    def stats(self) -> dict[str, object]:
+        conn = self._reader()
+        kinds = conn.execute(
+            "SELECT kind, count(*) FROM events GROUP BY kind ORDER BY count(*) DESC LIMIT 10"
+        ).fetchall()
+        total = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        first, last = conn.execute("SELECT min(created_at), max(created_at) FROM events").fetchone()
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
+        return {
+            "events": total,
+            "top_kinds": {str(k): n for k, n in kinds},
+            "oldest": first,
+            "newest": last,
+            "database_bytes": size,
+        }
+
+    def integrity_check(self) -> str:
+        return self._reader().execute("PRAGMA integrity_check").fetchone()[0]
