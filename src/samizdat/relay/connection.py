@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_COUNTS = 4
+CLOSE_GRACE = 5.0  # seconds a cut-off client has to answer our close frame
 AUTH_WINDOW = 600  # seconds an AUTH event may differ from now (NIP-42 suggests ~10 minutes)
 
 
@@ -118,14 +119,30 @@ class Connection:
                 while self._out:
                     await ws.send_str(self._out.popleft())
                 if self._close_after is not None:
-                    code, reason = self._close_after
-                    await ws.close(code=code, message=reason.encode()[:120])
+                    await self._lingering_close(*self._close_after)
                     return
-        except (ConnectionError, RuntimeError, asyncio.CancelledError):
-            pass
+        except (ConnectionError, RuntimeError, asyncio.CancelledError) as exc:
+            log.debug("connection from %s ended while sending: %r", self.ip, exc)
         finally:
             self.closed = True
             self._out.clear()
+
+    async def _lingering_close(self, code: int, reason: str) -> None:
+        """Send a close frame but keep reading until the client's own close frame.
+
+        ``WebSocketResponse.close()`` called beside a running ``receive()`` drops the TCP
+        connection at once; a client still sending then gets a reset and loses the frames
+        that tell it why it was cut off. So only the close frame goes out here; the read
+        loop discards input until the client answers, and after CLOSE_GRACE seconds the
+        connection is closed regardless.
+        """
+        frame_writer = getattr(self.ws, "_writer", None)
+        if frame_writer is None or not hasattr(frame_writer, "close"):
+            await self.ws.close(code=code, message=reason.encode()[:120])
+            return
+        await frame_writer.close(code, reason.encode()[:120])
+        await asyncio.sleep(CLOSE_GRACE)
+        await self.ws.close(code=code, message=reason.encode()[:120])
 
     def strike(self, why: str) -> None:
         """Count one abusive message; past the allowance the client is cut off."""
@@ -367,12 +384,12 @@ class Connection:
 
     # --- teardown -----------------------------------------------------------------------------
 
-    def cleanup(self) -> None:
+    async def finish(self) -> None:
+        """The read loop has ended: drop subscriptions and stop the writer."""
         self.closed = True
         for sub in list(self.subs.values()):
             self._drop(sub)
         self.subs.clear()
-        self._wake.set()
         if not self.writer_task.done():
             self.writer_task.cancel()
 

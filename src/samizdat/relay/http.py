@@ -168,13 +168,11 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
                 conn.on_text(msg.data)
             elif msg.type is WSMsgType.BINARY:
                 conn.on_binary()
-            if conn.closed:
-                break
     except (ConnectionError, asyncio.CancelledError):
         pass
     finally:
         if conn is not None:
-            relay.unregister(conn)
+            await relay.unregister(conn)
         else:
             admitted.connections -= 1
             if admitted.connections <= 0:

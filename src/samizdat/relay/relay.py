@@ -67,9 +67,9 @@ class Relay:
         self.connections.add(conn)
         self.stats["connections_total"] += 1
 
-    def unregister(self, conn: Connection) -> None:
+    async def unregister(self, conn: Connection) -> None:
         self.connections.discard(conn)
-        conn.cleanup()
+        await conn.finish()
         state = self.per_ip.get(conn.ip)
         if state is not None:
             state.connections -= 1

@@ -11,6 +11,7 @@ runs beside the event loop on the second core.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -99,10 +100,9 @@ class StoreService:
                 except Exception:
                     log.exception("save callback failed")
 
-        try:
+        # RuntimeError: the loop closed during shutdown and nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(run)
-        except RuntimeError:  # loop closed during shutdown: nobody is waiting any more
-            pass
 
     # --- reads --------------------------------------------------------------------------------
 

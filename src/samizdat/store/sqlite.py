@@ -11,6 +11,7 @@ the same rules.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -144,10 +145,8 @@ class SQLiteStore:
             for c in self._readers:
                 c.close()
             self._readers.clear()
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self._w.execute("PRAGMA optimize")
-        except sqlite3.Error:
-            pass
         self._w.close()
 
     def _reader(self) -> sqlite3.Connection:
