@@ -110,3 +110,21 @@ def test_port_in_use_is_explained(tmp_path):
         assert "--port" in res.stderr
     finally:
         hub.terminate()
+
+
+def test_configuration_doc_names_every_setting():
+    import dataclasses
+
+    from samizdat.config import Config
+
+    from .helpers import ROOT
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    for section in dataclasses.fields(Config):
+        value = getattr(Config(), section.name)
+        if not dataclasses.is_dataclass(value):
+            assert f"`{section.name}`" in doc
+            continue
+        assert f"`[{section.name}]`" in doc, section.name
+        for f in dataclasses.fields(value):
+            assert f"`{f.name}`" in doc, f"docs/configuration.md lacks {section.name}.{f.name}"

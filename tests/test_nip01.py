@@ -14,8 +14,9 @@ def ids(events: list[dict]) -> list[str]:
 def test_ok_and_duplicate(client, alice):
     ev = alice.sign(1, "first report from the square")
     assert client.publish(ev) == (True, "")
-    ok, msg = client.publish(ev)
-    assert ok is False and msg.startswith("duplicate:")
+    ok, msg = client.publish(ev)  # NIP-01: acknowledged, with the reason
+    assert ok is True and msg.startswith("duplicate:")
+    assert len(client.query({"ids": [ev.id]})) == 1
 
 
 def test_stored_event_is_returned_verbatim(client, alice):

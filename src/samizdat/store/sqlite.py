@@ -80,7 +80,8 @@ class SaveResult:
 
 
 ACCEPTED = SaveResult(True, "", True)
-DUPLICATE = SaveResult(False, "duplicate: already have this event")
+# NIP-01: a duplicate is acknowledged (true) so a client retrying after a lost OK succeeds.
+DUPLICATE = SaveResult(True, "duplicate: already have this event")
 OLDER = SaveResult(False, "duplicate: a newer version of this replaceable event is stored")
 DELETED = SaveResult(False, "blocked: this event was deleted by its author")
 FAILED = SaveResult(False, "error: could not store the event")
