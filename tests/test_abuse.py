@@ -110,3 +110,20 @@ def test_slow_reader_is_cut_off(make_hub, alice):
             while True:
                 c.recv(timeout=5)
         assert exc.value.rcvd is not None and exc.value.rcvd.code == 1008
+
+
+def test_subscription_hoarder_is_cut_off(make_hub):
+    h = make_hub(**{"limits.max_subscriptions": 2, "rate.strikes": 3})
+    with Client(h.url) as c:
+        c.req("a", {"kinds": [1]})
+        c.req("b", {"kinds": [1]})
+        frames = []
+        with pytest.raises(ConnectionClosed) as exc:
+            for i in range(50):
+                c.send(["REQ", f"extra{i}", {"kinds": [1]}])
+                frames.append(c.recv(timeout=5))
+            while True:
+                frames.append(c.recv(timeout=5))
+        closed = [f for f in frames if f[0] == "CLOSED"]
+        assert closed and all(f[2].startswith("restricted:") for f in closed)
+        assert exc.value.rcvd is not None and exc.value.rcvd.code == 1008

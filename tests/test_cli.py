@@ -47,7 +47,7 @@ def test_serve_then_info_then_clean_stop(tmp_path):
     assert info["top_kinds"] == {"1": 3, "0": 1}
     assert info["hub_pubkey"] == hub_pubkey
     assert info["hub_npub"].startswith("npub1")
-    out = hub.terminate()
+    out = hub.terminate()  # SIGTERM
     assert hub.proc.returncode == 0, out
     assert "samizdat hub running" in out and "hub stopped cleanly" in out
     # same identity and data after a restart
@@ -128,3 +128,15 @@ def test_configuration_doc_names_every_setting():
         assert f"`[{section.name}]`" in doc, section.name
         for f in dataclasses.fields(value):
             assert f"`{f.name}`" in doc, f"docs/configuration.md lacks {section.name}.{f.name}"
+
+
+def test_sigint_stops_cleanly(tmp_path):
+    import signal
+
+    hub = HubProcess(tmp_path / "hub")
+    with Client(hub.url) as c:
+        assert c.publish(Keys().sign(1, "x"))[0]
+        hub.proc.send_signal(signal.SIGINT)
+        out, _ = hub.proc.communicate(timeout=30)
+    assert hub.proc.returncode == 0, out
+    assert "hub stopped cleanly" in out
