@@ -11,6 +11,7 @@ ignoring it would return far more than the client asked for).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,35 +137,34 @@ def parse_filter(obj: Any, *, max_values: int = 1000, max_limit: int = 5000,
 
 
 # --- NIP-50 search ---------------------------------------------------------------------------
-# Tokens follow SQLite FTS5's unicode61 tokenizer with remove_diacritics 2, so that the
-# in-memory matcher and the FTS index agree: letters, digits and private-use characters
-# form tokens, everything else separates them; tokens are case-folded and lose diacritics.
+# Words are normalised here, once, for both matchers: the FTS5 index stores these tokens
+# (with FTS5's "ascii" tokenizer, which leaves them as they are) and queries look them up
+# verbatim, so the SQL and in-memory matchers agree by construction, in every script.
+# Normalisation: case-folded (ς→σ, ß→ss), compatibility-decomposed, combining marks
+# dropped (é→e, ё→е, and an accent typed as a separate mark joins its word).
+# Letters, digits and private-use characters form words; everything else separates them.
 
-_TOKEN_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Co"})
-
-
-def _fold(ch: str) -> str:
-    base = unicodedata.normalize("NFD", ch)
-    kept = "".join(c for c in base if not unicodedata.combining(c))
-    return (kept or ch).lower()
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+_WORD_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Co"})
 
 
 def search_tokens(text: str) -> list[str]:
+    """The normalised words of ``text`` (see the comment above)."""
+    if text.isascii():
+        return _ASCII_WORD.findall(text.lower())
     tokens: list[str] = []
     cur: list[str] = []
-    for ch in text:
-        if ch.isascii():
-            if ch.isalnum():
-                cur.append(ch.lower())
-                continue
-        elif unicodedata.category(ch) in _TOKEN_CATEGORIES:
-            cur.append(_fold(ch))
-            continue
-        if cur:
-            tokens.append("".join(cur))
+    for ch in unicodedata.normalize("NFKD", text.casefold()):
+        cat = unicodedata.category(ch)
+        if cat in _WORD_CATEGORIES:
+            cur.append(ch)
+        elif cat[0] == "M":
+            continue  # combining mark: dropped, and it does not end the word
+        elif cur:
+            tokens.append("".join(cur).casefold())
             cur = []
     if cur:
-        tokens.append("".join(cur))
+        tokens.append("".join(cur).casefold())
     return tokens
 
 

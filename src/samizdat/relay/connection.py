@@ -260,6 +260,7 @@ class Connection:
     def _verified(self, ev: Event, error: str | None) -> None:
         if error is not None:
             self._refuse(ev, error)
+            self.strike("forged or corrupted events")
             return
         if storage_of(ev.kind) is Storage.EPHEMERAL:
             self.relay.broadcast(ev, orjson.dumps(ev.to_dict()).decode())

@@ -152,7 +152,8 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
         return web.Response(status=429, text=admitted + "\n")
     cfg = relay.cfg
     ws = web.WebSocketResponse(
-        max_msg_size=cfg.limits.max_message_length,
+        # aiohttp refuses sizes >= max_msg_size; NIP-11 announces the largest we accept.
+        max_msg_size=cfg.limits.max_message_length + 1,
         compress=cfg.server.websocket_compression,
         heartbeat=60,
     )

@@ -22,10 +22,13 @@ from pathlib import Path
 import orjson
 
 from ..nostr.event import HEX64, Event
-from ..nostr.filters import Filter
+from ..nostr.filters import Filter, search_tokens
 from ..nostr.kinds import DELETION, Storage, storage_of
 
 SCHEMA_VERSION = 1
+# Value lists up to this long are bound one variable each (the planner sees them);
+# longer ones go as one JSON array.
+SMALL_LIST = 20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +57,7 @@ CREATE TABLE IF NOT EXISTS tags(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_lookup ON tags(name, value, created_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
-    content, content='', detail=none, tokenize='unicode61 remove_diacritics 2'
+    words, content='', detail=none, tokenize='ascii'
 );
 CREATE TABLE IF NOT EXISTS deleted_ids(
     id BLOB PRIMARY KEY, pubkey BLOB NOT NULL
@@ -91,8 +94,18 @@ def event_json(ev: Event) -> str:
     return orjson.dumps(ev.to_dict()).decode()
 
 
+def fts_words(content: str) -> str:
+    """What the FTS index holds for ``content``: its normalised words (nostr.filters).
+
+    Deleting from a contentless FTS5 table needs exactly the text that was indexed, so
+    this must stay deterministic; changing the normalisation needs a schema version bump
+    and an index rebuild.
+    """
+    return " ".join(search_tokens(content))
+
+
 def fts_query(tokens: Iterable[str]) -> str:
-    """An FTS5 MATCH expression requiring every token (tokens are already alphanumeric)."""
+    """An FTS5 MATCH expression requiring every (already normalised) token."""
     return " ".join('"' + t.replace('"', '""') + '"' for t in tokens)
 
 
@@ -232,8 +245,9 @@ class SQLiteStore:
         }
         if tag_rows:
             w.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?)", tag_rows)
-        if ev.content:
-            w.execute("INSERT INTO events_fts(rowid, content) VALUES (?,?)", (rid, ev.content))
+        words = fts_words(ev.content)
+        if words:
+            w.execute("INSERT INTO events_fts(rowid, words) VALUES (?,?)", (rid, words))
         if ev.kind == DELETION:
             self._apply_deletion(ev, pub)
         return ACCEPTED
@@ -243,11 +257,11 @@ class SQLiteStore:
         row = w.execute("SELECT json FROM events WHERE rid=?", (rid,)).fetchone()
         if row is None:
             return
-        content = orjson.loads(row[0])["content"]
-        if content:
+        words = fts_words(orjson.loads(row[0])["content"])
+        if words:
             w.execute(
-                "INSERT INTO events_fts(events_fts, rowid, content) VALUES ('delete', ?, ?)",
-                (rid, content),
+                "INSERT INTO events_fts(events_fts, rowid, words) VALUES ('delete', ?, ?)",
+                (rid, words),
             )
         w.execute("DELETE FROM tags WHERE eid=?", (rid,))
         w.execute("DELETE FROM events WHERE rid=?", (rid,))
@@ -313,39 +327,69 @@ class SQLiteStore:
     # --- reads (any thread) -----------------------------------------------------------------
 
     @staticmethod
-    def _where(f: Filter, now: int) -> tuple[str, list[object]]:
+    def _select(f: Filter, now: int, columns: str) -> tuple[str, list[object], str]:
+        """SQL for one filter: (statement without ORDER BY/LIMIT, parameters, order clause).
+
+        The plan matters more than anything else here: "the newest N" must walk an index
+        in time order and stop after N rows, not sort every match. So a single value is
+        an equality (SQLite then reads ``(kind, created_at)`` or ``(pubkey, kind,
+        created_at)`` backwards), and a filter on one tag value is driven from the
+        ``tags(name, value, created_at)`` index. Long value lists travel as one JSON
+        parameter: SQLite builds may allow as few as 32,766 bound variables.
+        """
         clauses = ["(e.expires_at IS NULL OR e.expires_at>?)"]
         params: list[object] = [now]
 
-        def in_list(column: str, values: Iterable[object]) -> None:
+        def match(column: str, values: Iterable[object], as_json: bool = True) -> None:
             vals = list(values)
-            clauses.append(f"{column} IN ({','.join('?' * len(vals))})")
-            params.extend(vals)
+            if len(vals) == 1:
+                clauses.append(f"{column}=?")
+                params.append(vals[0])
+            elif len(vals) <= SMALL_LIST or not as_json:
+                clauses.append(f"{column} IN ({','.join('?' * len(vals))})")
+                params.extend(vals)
+            else:
+                clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
+                params.append(orjson.dumps(vals).decode())
 
+        source, time_col = "events e", "e.created_at"
+        driving_tag = None
+        if f.ids is None:
+            driving_tag = next((n for n, v in f.tags.items() if len(v) == 1), None)
+        if driving_tag is not None:
+            source, time_col = "tags t JOIN events e ON e.rid=t.eid", "t.created_at"
+            clauses += ["t.name=?", "t.value=?"]
+            params += [driving_tag, next(iter(f.tags[driving_tag]))]
+        # ids and authors are blobs (no JSON form): at most 2,000 variables per filter.
         if f.ids is not None:
-            in_list("e.id", (bytes.fromhex(i) for i in f.ids))
+            match("e.id", (bytes.fromhex(i) for i in f.ids), as_json=False)
         if f.authors is not None:
-            in_list("e.pubkey", (bytes.fromhex(a) for a in f.authors))
+            match("e.pubkey", (bytes.fromhex(a) for a in f.authors), as_json=False)
         if f.kinds is not None:
-            in_list("e.kind", f.kinds)
+            match("e.kind", sorted(f.kinds))
         if f.since is not None:
-            clauses.append("e.created_at>=?")
+            clauses.append(f"{time_col}>=?")
             params.append(f.since)
         if f.until is not None:
-            clauses.append("e.created_at<=?")
+            clauses.append(f"{time_col}<=?")
             params.append(f.until)
         for name, values in f.tags.items():
-            vals = list(values)
-            clauses.append(
-                "e.rid IN (SELECT eid FROM tags WHERE name=? AND value IN "
-                f"({','.join('?' * len(vals))}))"
-            )
-            params.append(name)
-            params.extend(vals)
+            if name == driving_tag:
+                continue
+            vals = sorted(values)
+            if len(vals) <= SMALL_LIST:
+                inner = f"value IN ({','.join('?' * len(vals))})"
+                tag_params: list[object] = [name, *vals]
+            else:
+                inner = "value IN (SELECT value FROM json_each(?))"
+                tag_params = [name, orjson.dumps(vals).decode()]
+            clauses.append(f"e.rid IN (SELECT eid FROM tags WHERE name=? AND {inner})")
+            params += tag_params
         if f.search is not None:
             clauses.append("e.rid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
             params.append(fts_query(f.search))
-        return " AND ".join(clauses), params
+        sql = f"SELECT {columns} FROM {source} WHERE {' AND '.join(clauses)}"
+        return sql, params, f"{time_col} DESC, e.id ASC"
 
     def query(self, filters: list[Filter], now: int | None = None,
               default_limit: int | None = None) -> list[str]:
@@ -359,9 +403,8 @@ class SQLiteStore:
             limit = f.limit if f.limit is not None else default_limit
             if limit == 0:
                 continue
-            where, params = self._where(f, now)
-            sql = f"SELECT e.created_at, e.id, e.json FROM events e WHERE {where} " \
-                  "ORDER BY e.created_at DESC, e.id ASC"
+            sql, params, order = self._select(f, now, "e.created_at, e.id, e.json")
+            sql += f" ORDER BY {order}"
             if limit is not None:
                 sql += " LIMIT ?"
                 params.append(limit)
@@ -377,12 +420,15 @@ class SQLiteStore:
         for f in filters:
             if f.is_empty():
                 continue
-            where, p = self._where(f, now)
-            parts.append(f"SELECT e.rid FROM events e WHERE {where}")
+            sql, p, _ = self._select(f, now, "e.rid")
+            parts.append(sql)
             params.extend(p)
         if not parts:
             return 0
-        sql = f"SELECT count(*) FROM ({' UNION '.join(parts)})"
+        if len(parts) == 1:
+            sql = f"SELECT count(*) FROM ({parts[0]})"
+        else:
+            sql = f"SELECT count(*) FROM ({' UNION '.join(parts)})"
         return self._reader().execute(sql, params).fetchone()[0]
 
     def stats(self) -> dict[str, object]:
