@@ -31,10 +31,10 @@ run: $(STAMP)
 	$(VENV)/bin/samizdat serve --data $(DATA) --host $(HOST) --port $(PORT)
 
 lint: $(TESTSTAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check .
 
 test: $(TESTSTAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 bench: $(TESTSTAMP)
