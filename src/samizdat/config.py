@@ -56,6 +56,12 @@ class Limits:
     max_connections: int = 2000
     # Messages queued for a client that does not read before it is cut off.
     max_outbound_messages: int = 50_000
+    # NIP-77 negentropy sync. 60,000-byte frames are 120,000 hex characters: under
+    # strfry's 128 KB WebSocket limit.
+    negentropy_frame_size_limit: int = 60_000
+    max_negentropy_sessions: int = 4
+    negentropy_max_items: int = 5_000_000
+    negentropy_idle_seconds: int = 120
 
 
 @dataclass

@@ -17,6 +17,7 @@ Typical use::
 
 from .errors import NegentropyError
 from .fingerprint import fingerprint_from_sum, fingerprint_of_ids, sum_ids
+from .packed import PackedStorage
 from .protocol import (
     MIN_FRAME_SIZE_LIMIT,
     Negentropy,
@@ -46,6 +47,7 @@ __all__ = [
     "Mode",
     "Negentropy",
     "NegentropyError",
+    "PackedStorage",
     "ReconcileResult",
     "Storage",
     "VectorStorage",

@@ -23,6 +23,7 @@ from ..nostr.event import Event, InvalidEvent
 from ..nostr.filters import Filter
 from ..nostr.kinds import AUTH, Storage, committed_target, pow_difficulty, storage_of
 from ..store.sqlite import SaveResult
+from .negentropy import NegentropySessions
 from .ratelimit import PerIP, TokenBucket
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class Connection:
         self.events = TokenBucket(rate.events_per_second, rate.events_burst)
         self.strikes = TokenBucket(1.0 if rate.strikes else 0, rate.strikes)
         self.received = 0
+        self.neg = NegentropySessions(self)
         self.writer_task = asyncio.get_running_loop().create_task(self._writer())
 
     # --- outbound -------------------------------------------------------------------------------
@@ -189,10 +191,7 @@ class Connection:
         elif isinstance(msg, m.AuthMessage):
             self.on_auth(msg.event)
         elif isinstance(msg, m.NegMessage):
-            subid = msg.args[0] if msg.args and isinstance(msg.args[0], str) else ""
-            self.send(orjson.dumps(
-                ["NEG-ERR", subid[:64], "error: negentropy sync is not enabled on this hub"]
-            ).decode())
+            self.neg.on_message(msg.verb, msg.args)
 
     def _reject(self, exc: m.InvalidMessage) -> None:
         if exc.verb in ("EVENT", "AUTH") and exc.event_id:
@@ -391,6 +390,7 @@ class Connection:
         for sub in list(self.subs.values()):
             self._drop(sub)
         self.subs.clear()
+        self.neg.close()
         if not self.writer_task.done():
             self.writer_task.cancel()
 

@@ -21,7 +21,7 @@ from .relay import Relay
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_NIPS = [1, 9, 11, 13, 40, 42, 45, 50, 70]
+SUPPORTED_NIPS = [1, 9, 11, 13, 40, 42, 45, 50, 70, 77]
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "*",
@@ -63,6 +63,13 @@ def nip11_document(relay: Relay) -> dict[str, object]:
             "max_tag_value_length": lim.max_tag_value_length,
             "auth_required_for_read": cfg.auth.required_for_read,
             "auth_required_for_write": cfg.auth.required_for_write,
+            "negentropy": {
+                "protocol_version": 1,
+                "frame_size_limit": lim.negentropy_frame_size_limit,
+                "max_sessions_per_connection": lim.max_negentropy_sessions,
+                "max_items": lim.negentropy_max_items,
+                "idle_seconds": lim.negentropy_idle_seconds,
+            },
             "rate_limits": {
                 "messages_per_second": cfg.rate.messages_per_second,
                 "messages_burst": cfg.rate.messages_burst,

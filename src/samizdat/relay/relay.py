@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 from coincurve import PrivateKey
@@ -41,6 +42,8 @@ class Relay:
         self.store = StoreService(SQLiteStore(cfg.db_path, cfg.store.synchronous), loop,
                                   readers=cfg.store.readers)
         self.verifier = Verifier(loop)
+        # Negentropy reconciliation is pure Python: one thread keeps it off the loop.
+        self.neg_pool = ThreadPoolExecutor(1, thread_name_prefix="negentropy")
         self.connections: set[Connection] = set()
         self.subscriptions: set[Subscription] = set()
         self.per_ip: dict[str, PerIP] = {}
@@ -112,5 +115,6 @@ class Relay:
         }
 
     def close(self) -> None:
+        self.neg_pool.shutdown(wait=True, cancel_futures=True)
         self.verifier.close()
         self.store.close()

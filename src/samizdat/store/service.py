@@ -114,6 +114,13 @@ class StoreService:
     async def count(self, filters: list[Filter]) -> int:
         return await self.loop.run_in_executor(self._readers, self.store.count, filters)
 
+    async def sync_items(self, f: Filter | None, max_items: int = 0):
+        return await self.loop.run_in_executor(
+            self._readers, lambda: self.store.sync_items(f, None, max_items))
+
+    async def get_json(self, ids: list[bytes]) -> list[str]:
+        return await self.loop.run_in_executor(self._readers, self.store.get_json, ids)
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:

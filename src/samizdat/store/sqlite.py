@@ -15,6 +15,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS events(
     expires_at INTEGER,
     json TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_time ON events(created_at, id);
+-- expires_at rides along so time-ordered scans (queries, negentropy) need not read rows.
+CREATE INDEX IF NOT EXISTS events_time ON events(created_at, id, expires_at);
 CREATE INDEX IF NOT EXISTS events_pubkey ON events(pubkey, created_at);
 CREATE INDEX IF NOT EXISTS events_kind ON events(kind, created_at);
 CREATE INDEX IF NOT EXISTS events_pubkey_kind ON events(pubkey, kind, created_at);
@@ -430,6 +432,40 @@ class SQLiteStore:
         else:
             sql = f"SELECT count(*) FROM ({' UNION '.join(parts)})"
         return self._reader().execute(sql, params).fetchone()[0]
+
+    def sync_items(self, f: Filter | None, now: int | None = None,
+                   max_items: int = 0) -> tuple[array, bytes] | None:
+        """(timestamps, concatenated ids) of the matching events, ascending by
+        (created_at, id), for negentropy. ``limit`` is ignored. None when more than
+        ``max_items`` (if non-zero) match, so the caller can refuse before holding them.
+        """
+        now = int(time.time()) if now is None else now
+        f = f or Filter()
+        if f.is_empty():
+            return array("Q"), b""
+        sql, params, _ = self._select(f, now, "e.created_at, e.id")
+        sql += " ORDER BY e.created_at ASC, e.id ASC"
+        ts = array("Q")
+        ids = bytearray()
+        cur = self._reader().execute(sql, params)
+        while rows := cur.fetchmany(4096):
+            for t, i in rows:
+                ts.append(t)
+                ids += i
+            if max_items and len(ts) > max_items:
+                return None
+        return ts, bytes(ids)
+
+    def get_json(self, ids: list[bytes]) -> list[str]:
+        """Stored JSON of the given ids (missing ones are skipped), in time order."""
+        out: list[str] = []
+        conn = self._reader()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            out += [r[0] for r in conn.execute(
+                f"SELECT json FROM events WHERE id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY created_at, id", chunk)]
+        return out
 
     def stats(self) -> dict[str, object]:
         conn = self._reader()
