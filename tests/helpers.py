@@ -23,9 +23,9 @@ from coincurve import PrivateKey
 from websockets.sync.client import ClientConnection, connect
 
 from samizdat.config import Config, load_config
+from samizdat.hub import run_hub
 from samizdat.nostr.event import Event, sign_event
 from samizdat.nostr.keys import load_or_create_hub_key
-from samizdat.relay.http import run_hub
 from samizdat.relay.relay import Relay
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -98,6 +98,13 @@ class StoreConfig:
 
 
 @dataclass
+class SyncConfig:
+    """Continuous NIP-77 sync with other hubs (``samizdat serve --peer URL``)."""
+
+    peers: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     data_dir: Path = Path("data")
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -106,6 +113,7 @@ class Config:
     rate: RateLimits = field(default_factory=RateLimits)
     auth: AuthConfig = field(default_factory=AuthConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
 
     @property
     def db_path(self) -> Path:
@@ -164,6 +172,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     for pk in cfg.auth.allowed_pubkeys:
         if len(pk) != 64 or any(c not in "0123456789abcdef" for c in pk):
             raise ConfigError(f"auth.allowed_pubkeys: {pk!r} is not a 64-character hex pubkey")
+    for url in cfg.sync.peers:
+        if not url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"sync.peers: {url!r} must be a ws:// or wss:// URL")
     if not 0 <= cfg.server.port < 65536:
         raise ConfigError("server.port must be between 0 (any free port) and 65535")
     return cfg

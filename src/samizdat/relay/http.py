@@ -5,16 +5,11 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import signal
-import time
-from collections.abc import Callable
 
 import orjson
 from aiohttp import WSMsgType, web
-from coincurve import PrivateKey
 
 from .. import __version__
-from ..config import Config
 from ..nostr.keys import npub
 from .connection import Connection
 from .relay import Relay
@@ -108,6 +103,10 @@ def status_html(relay: Relay) -> str:
         ("Hub public key (hex)", str(st["pubkey"])),
         ("Hub public key (npub)", npub(str(st["pubkey"]))),
     ]
+    for peer in st["peers"]:  # type: ignore[union-attr]
+        state = "connected" if peer["connected"] else f"retrying ({peer['last_error'] or 'not yet'})"
+        rows.append((f"Peer {peer['url']}",
+                     f"{state}; received {peer['received']:,}, sent {peer['sent']:,}"))
     body = "\n".join(f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in rows)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -196,51 +195,3 @@ def make_app(relay: Relay) -> web.Application:
     app.router.add_get("/status", handle_status)
     app.router.add_get("/status.json", handle_status_json)
     return app
-
-
-async def run_hub(cfg: Config, hub_key: PrivateKey, *,
-                  on_ready: Callable[[Relay, int], None] | None = None,
-                  stop: asyncio.Event | None = None, install_signals: bool = True) -> None:
-    """Serve until ``stop`` is set or SIGINT/SIGTERM arrives, then shut down cleanly."""
-    loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
-    if install_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-    relay = Relay(cfg, hub_key, loop)
-    runner = web.AppRunner(make_app(relay), access_log=None, handle_signals=False,
-                           shutdown_timeout=2.0)
-    purge_task: asyncio.Task | None = None
-    try:
-        await runner.setup()
-        site = web.TCPSite(runner, cfg.server.host, cfg.server.port, reuse_address=True)
-        await site.start()
-        port = runner.addresses[0][1]
-        purge_task = loop.create_task(_purge_loop(relay))
-        if on_ready:
-            on_ready(relay, port)
-        await stop.wait()
-        log.info("stopping: closing %d connections", len(relay.connections))
-        for conn in list(relay.connections):
-            conn.close(1001, "hub is shutting down")
-        await asyncio.sleep(0.1)
-    finally:
-        if purge_task:
-            purge_task.cancel()
-        await runner.cleanup()
-        relay.close()
-        if install_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-
-
-async def _purge_loop(relay: Relay) -> None:
-    interval = relay.cfg.store.expiry_purge_seconds
-    if interval <= 0:
-        return
-    while True:
-        await asyncio.sleep(interval)
-        start = time.monotonic()
-        n = await relay.store.purge_expired()
-        if n:
-            log.info("purged %d expired events in %.2fs", n, time.monotonic() - start)

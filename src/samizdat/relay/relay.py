@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import orjson
 from coincurve import PrivateKey
@@ -14,8 +16,9 @@ from ..config import Config
 from ..nostr import messages as m
 from ..nostr.event import Event
 from ..nostr.keys import pubkey_of
+from ..nostr.policy import sync_refusal
 from ..store.service import StoreService
-from ..store.sqlite import SQLiteStore
+from ..store.sqlite import SaveResult, SQLiteStore
 from .connection import Connection, Subscription, normalise_url_host
 from .ingest import Verifier
 from .ratelimit import PerIP
@@ -50,6 +53,8 @@ class Relay:
         self.allowed_pubkeys = frozenset(cfg.auth.allowed_pubkeys)
         self.auth_hosts = {h for h in map(normalise_url_host, cfg.server.public_urls) if h}
         self.stats: Counter[str] = Counter()
+        self.listeners: list[Callable[[Event, object | None], None]] = []
+        self.peers: Any = None  # sync.peers.PeerManager when peers are configured
 
     # --- connections --------------------------------------------------------------------------
 
@@ -87,8 +92,35 @@ class Relay:
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscriptions.discard(sub)
 
-    def broadcast(self, ev: Event, js: str | None) -> None:
-        """Send a newly accepted event to every live subscription it matches."""
+    async def accept(self, ev: Event, origin: object | None = None) -> SaveResult:
+        """Verify, store and broadcast an event that did not come from a client frame
+        (sync from a peer hub). ``origin`` is passed to listeners so a peer link does not
+        echo an event back to where it came from."""
+        refusal = sync_refusal(ev, int(time.time()))
+        if refusal:
+            return SaveResult(False, refusal)
+        fut: asyncio.Future[SaveResult] = self.loop.create_future()
+
+        def saved(res: SaveResult) -> None:
+            if res.stored:
+                self.stats["events_synced"] += 1
+                self.broadcast(ev, None, origin)
+            fut.set_result(res)
+
+        def verified(_: Event, error: str | None) -> None:
+            if error is not None:
+                fut.set_result(SaveResult(False, error))
+            else:
+                self.store.submit(ev, saved)
+
+        self.verifier.submit(ev, verified)
+        return await fut
+
+    def broadcast(self, ev: Event, js: str | None, origin: object | None = None) -> None:
+        """Send a newly accepted event to every live subscription it matches, and tell the
+        listeners (peer links) about it."""
+        for listener in self.listeners:
+            listener(ev, origin)
         for sub in self.subscriptions:
             if not sub.matches(ev):
                 continue
@@ -112,6 +144,8 @@ class Relay:
             "events_accepted_since_start": self.stats["events_stored"],
             "events_rejected_since_start": self.stats["events_rejected"],
             "clients_cut_off_since_start": self.stats["disconnected_abusive"],
+            "events_synced_since_start": self.stats["events_synced"],
+            "peers": self.peers.status() if self.peers is not None else [],
         }
 
     def close(self) -> None:
