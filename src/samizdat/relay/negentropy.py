@@ -98,8 +98,13 @@ class NegentropySessions:
                                   "sync sessions per connection; NEG-CLOSE one first")
             conn.strike("too many sync sessions")
             return
+        flt = args[1]
+        # NDK's NDKSync sends [filter] where NIP-77 has a bare filter; accept one-element
+        # arrays for compatibility with that common client library.
+        if type(flt) is list and len(flt) == 1:
+            flt = flt[0]
         try:
-            f = parse_filter(args[1], max_values=self.limits.max_filter_values,
+            f = parse_filter(flt, max_values=self.limits.max_filter_values,
                              max_limit=self.limits.max_limit)
         except InvalidFilter as exc:
             self._send_err(subid, str(exc))
