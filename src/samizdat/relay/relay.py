@@ -145,6 +145,7 @@ class Relay:
             "events_rejected_since_start": self.stats["events_rejected"],
             "clients_cut_off_since_start": self.stats["disconnected_abusive"],
             "events_synced_since_start": self.stats["events_synced"],
+            "write_transactions_since_start": self.store.batches,
             "peers": self.peers.status() if self.peers is not None else [],
         }
 

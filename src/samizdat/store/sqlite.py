@@ -16,15 +16,19 @@ import sqlite3
 import threading
 import time
 from array import array
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
 from ..nostr.event import HEX64, Event
 from ..nostr.filters import Filter, search_tokens
 from ..nostr.kinds import DELETION, Storage, storage_of
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 # Value lists up to this long are bound one variable each (the planner sees them);
@@ -153,6 +157,7 @@ class SQLiteStore:
                 "aside and restore from a peer hub with `samizdat sync` or a bundle."
             ) from exc
         self.event_count = self._w.execute("SELECT count(*) FROM events").fetchone()[0]
+        self._delta = 0
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -177,28 +182,115 @@ class SQLiteStore:
     # --- writes (writer thread only) ----------------------------------------------------------
 
     def save_many(self, events: list[Event], now: int | None = None) -> list[SaveResult]:
-        """Save a batch in one transaction; ``OK true`` may be sent once this returns."""
+        """Save a batch in one transaction; ``OK true`` may be sent once this returns.
+
+        Regular events, the bulk of any load, are checked with one query per batch and
+        written with ``executemany`` (rowids are assigned here, which is safe because
+        ``BEGIN IMMEDIATE`` holds the write lock): per-statement overhead, not SQLite,
+        was most of the cost. Replaceable, addressable and deletion events take the
+        statement-by-statement path in arrival order, since each can change what the
+        next one means. Should anything fail, the batch is rolled back and redone one
+        event per savepoint, so a single bad event fails alone.
+        """
         now = int(time.time()) if now is None else now
+        try:
+            return self._transaction(lambda: self._save_bulk(events, now))
+        except sqlite3.Error:
+            return self._transaction(lambda: self._save_each(events, now))
+
+    def _transaction(self, body: Callable[[], T]) -> T:
         w = self._w
-        results: list[SaveResult] = []
+        self._delta = 0  # change in event_count, applied only if the commit succeeds
         w.execute("BEGIN IMMEDIATE")
         try:
-            for ev in events:
-                w.execute("SAVEPOINT ev")
-                try:
-                    res = self._save_one(ev, now)
-                    w.execute("RELEASE ev")
-                except sqlite3.Error:
-                    w.execute("ROLLBACK TO ev")
-                    w.execute("RELEASE ev")
-                    res = FAILED
-                results.append(res)
+            results = body()
             w.execute("COMMIT")
         except BaseException:
             if w.in_transaction:
                 w.execute("ROLLBACK")
             raise
-        self.event_count += sum(1 for r in results if r.stored)
+        self.event_count += self._delta
+        return results
+
+    def _save_each(self, events: list[Event], now: int) -> list[SaveResult]:
+        w = self._w
+        results: list[SaveResult] = []
+        for ev in events:
+            w.execute("SAVEPOINT ev")
+            delta = self._delta
+            try:
+                res = self._save_one(ev, now)
+                w.execute("RELEASE ev")
+            except sqlite3.Error:
+                w.execute("ROLLBACK TO ev")
+                w.execute("RELEASE ev")
+                self._delta = delta
+                res = FAILED
+            results.append(res)
+        return results
+
+    def _save_bulk(self, events: list[Event], now: int) -> list[SaveResult]:
+        w = self._w
+        ids = [bytes.fromhex(ev.id) for ev in events]
+        present: set[bytes] = set()
+        deleted: dict[bytes, bytes] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            present.update(r[0] for r in w.execute(
+                f"SELECT id FROM events WHERE id IN ({marks})", chunk))
+            deleted.update(w.execute(
+                f"SELECT id, pubkey FROM deleted_ids WHERE id IN ({marks})", chunk))
+        rid = w.execute("SELECT coalesce(max(rid), 0) FROM events").fetchone()[0]
+        rows_e: list[tuple] = []
+        rows_t: list[tuple] = []
+        rows_f: list[tuple] = []
+
+        def flush() -> None:
+            if rows_e:
+                w.executemany("INSERT INTO events(rid, id, pubkey, created_at, kind, dtag, "
+                              "expires_at, json) VALUES (?,?,?,?,?,?,?,?)", rows_e)
+                w.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?)", rows_t)
+                w.executemany("INSERT INTO events_fts(rowid, words) VALUES (?,?)", rows_f)
+                rows_e.clear()
+                rows_t.clear()
+                rows_f.clear()
+
+        results: list[SaveResult] = []
+        for ev, eid in zip(events, ids, strict=True):
+            pub = bytes.fromhex(ev.pubkey)
+            if eid in present:
+                results.append(DUPLICATE)
+                continue
+            if ev.kind != DELETION and deleted.get(eid) == pub:
+                results.append(DELETED)
+                continue
+            if ev.kind == DELETION or storage_of(ev.kind) is not Storage.REGULAR:
+                flush()
+                res = self._save_one(ev, now)
+                results.append(res)
+                if res.stored:
+                    present.add(eid)
+                    rid = w.execute("SELECT max(rid) FROM events").fetchone()[0]
+                if res.stored and ev.kind == DELETION:
+                    for t in ev.tags:  # later events in this batch may be the targets
+                        if len(t) >= 2 and t[0] == "e" and HEX64.fullmatch(t[1]):
+                            deleted.setdefault(bytes.fromhex(t[1]), pub)
+                continue
+            rid += 1
+            present.add(eid)
+            rows_e.append((rid, eid, pub, ev.created_at, ev.kind, None, ev.expiration,
+                           event_json(ev)))
+            ts = ev.created_at
+            rows_t.extend({(rid, t[0], t[1], ts) for t in ev.tags
+                           if len(t) >= 2 and len(t[0]) == 1})
+            words = fts_words(ev.content)
+            if words:
+                rows_f.append((rid, words))
+            self._delta += 1
+            results.append(ACCEPTED)
+        flush()
         return results
 
     def _save_one(self, ev: Event, now: int) -> SaveResult:
@@ -252,6 +344,7 @@ class SQLiteStore:
             w.execute("INSERT INTO events_fts(rowid, words) VALUES (?,?)", (rid, words))
         if ev.kind == DELETION:
             self._apply_deletion(ev, pub)
+        self._delta += 1
         return ACCEPTED
 
     def _delete_rid(self, rid: int) -> None:
@@ -267,7 +360,7 @@ class SQLiteStore:
             )
         w.execute("DELETE FROM tags WHERE eid=?", (rid,))
         w.execute("DELETE FROM events WHERE rid=?", (rid,))
-        self.event_count -= 1
+        self._delta -= 1
 
     def _apply_deletion(self, ev: Event, pub: bytes) -> None:
         """NIP-09: remove the author's own referenced events and remember the request."""
@@ -320,10 +413,12 @@ class SQLiteStore:
             ).fetchall()
             if not rows:
                 return total
-            w.execute("BEGIN IMMEDIATE")
-            for (rid,) in rows:
-                self._delete_rid(rid)
-            w.execute("COMMIT")
+            def purge(rows: list = rows) -> list[SaveResult]:
+                for (rid,) in rows:
+                    self._delete_rid(rid)
+                return []
+
+            self._transaction(purge)
             total += len(rows)
 
     # --- reads (any thread) -----------------------------------------------------------------
@@ -485,3 +580,56 @@ class SQLiteStore:
 
     def integrity_check(self) -> str:
         return self._reader().execute("PRAGMA integrity_check").fetchone()[0]
+
+    # --- bundles (samizdat.bundle: export, import) --------------------------------------------
+
+    def export_rows(self, f: Filter | None = None, now: int | None = None,
+                    batch: int = 4096) -> Iterator[tuple[int, bytes, bytes]]:
+        """(created_at, id, JSON as UTF-8) of the matching events, ascending by
+        (created_at, id): the order of a bundle and of ``strfry export``.
+
+        ``limit`` is ignored; expired events are left out. One SELECT on a reader
+        connection is one read transaction, so the export is a consistent snapshot even
+        while the hub keeps writing. The JSON comes out as bytes (CAST) so it is written
+        to the bundle without decoding and re-encoding a million strings.
+        """
+        now = int(time.time()) if now is None else now
+        f = f or Filter()
+        if f.is_empty():
+            return
+        sql, params, _ = self._select(f, now, "e.created_at, e.id, CAST(e.json AS BLOB)")
+        sql += " ORDER BY e.created_at ASC, e.id ASC"
+        cur = self._reader().execute(sql, params)
+        try:
+            while rows := cur.fetchmany(batch):
+                yield from rows
+        finally:
+            cur.close()
+
+    def import_events(self, events: Iterable[Event], now: int | None = None
+                      ) -> Counter[SaveResult]:
+        """Store a stream of already verified events in ONE transaction: all or nothing.
+
+        The rules are :meth:`save_many`'s (duplicates, NIP-01 replacement, NIP-09, NIP-40),
+        through the same code (its bulk path, 2,000 events at a time). Unlike
+        ``save_many`` there is no retry event by event: any SQLite error undoes the whole
+        import, which is what a bundle import promises. ``events`` is consumed lazily inside the transaction, so a million-event
+        bundle is never held as a million Event objects; if the iterator raises (the file
+        changed between verification and writing), everything is rolled back. Returns how
+        many events got each :class:`SaveResult`.
+        """
+        now = int(time.time()) if now is None else now
+
+        def body() -> Counter[SaveResult]:
+            results: Counter[SaveResult] = Counter()
+            batch: list[Event] = []
+            for ev in events:
+                batch.append(ev)
+                if len(batch) >= 2000:
+                    results.update(self._save_bulk(batch, now))
+                    batch = []
+            if batch:
+                results.update(self._save_bulk(batch, now))
+            return results
+
+        return self._transaction(body)
