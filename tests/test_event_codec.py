@@ -523,3 +523,27 @@ def test_event_type_is_plain_data():
     ev = Event(**GOOD)
     assert ev.to_dict() == GOOD
     assert orjson.loads(ev.to_json()) == GOOD
+
+
+# --- the orjson fast path must never differ from our own serializer --------------------------
+
+_any_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
+
+
+@given(content=_any_text, tags=st.lists(st.lists(_any_text, max_size=4), max_size=4),
+       created_at=st.integers(0, 2**53), kind=st.integers(0, 65535))
+@settings(max_examples=500, deadline=None)
+def test_fast_path_equals_own_serializer(content, tags, created_at, kind):
+    from samizdat.nostr.event import nip01_serialize
+
+    pub = "ab" * 32
+    assert canonical_bytes(pub, created_at, kind, tags, content) == \
+        nip01_serialize(pub, created_at, kind, tags, content)
+
+
+@pytest.mark.parametrize("text", ["\x00", "\x01", "\x1f", "\\u0000", "\\u00", "a\\\x01", "\x7f"])
+def test_fast_path_edge_cases(text):
+    from samizdat.nostr.event import nip01_serialize
+
+    args = ("ab" * 32, 1, 1, [[text]], text)
+    assert canonical_bytes(*args) == nip01_serialize(*args)
