@@ -198,5 +198,296 @@ def info(data_dir: str, as_json: bool) -> None:
         out.print(f"[bold]by kind[/]    {kinds}")
 
 
+
+# --- sneakernet bundles ----------------------------------------------------------------------
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2,
+               "MIB": 1024**2, "G": 1024**3, "GB": 1024**3, "GIB": 1024**3}
+
+
+def _parse_size(text: str) -> int:
+    """``700M``, ``4G``, ``64K`` or plain bytes (binary units: 1K = 1024 bytes)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else ""
+    if not m or unit not in _SIZE_UNITS:
+        raise click.BadParameter(f"{text!r}: use a size such as 64K, 700M or 4G")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+def _parse_time(text: str, now: int) -> int:
+    """Unix seconds, a UTC date or date-time (2026-11-28, 2026-11-28T06:00), or an age
+    counted back from now (90m, 12h, 7d, 2w)."""
+    import re
+    from datetime import UTC, datetime
+
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    m = re.fullmatch(r"(\d+)\s*([smhdw])", text)
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        return now - n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use unix seconds, a date like 2026-11-28, or an "
+                                 "age like 7d or 12h") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def _open_existing_store(data: Path):
+    from .store import SQLiteStore, StoreError
+
+    cfg = Config(data_dir=data)
+    if not cfg.db_path.exists():
+        raise click.ClickException(
+            f"no hub database in {data.resolve()}; start one with `samizdat serve --data {data}`"
+        )
+    try:
+        return SQLiteStore(cfg.db_path, cfg.store.synchronous)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _hub_key(data: Path):
+    from .nostr.keys import HubKeyError, load_or_create_hub_key
+
+    try:
+        return load_or_create_hub_key(data)
+    except (HubKeyError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default="data",
+              show_default=True, help="The hub's data directory.")
+@click.option("--filter", "filter_text", default="{}", show_default=True,
+              help='NIP-01 filter (JSON) selecting what to export, e.g. \'{"kinds":[1]}\'.')
+@click.option("--since", "since_text", default=None, metavar="TIME",
+              help="Only events from TIME on: unix seconds, a UTC date (2026-11-28) or an "
+                   "age (12h, 7d).")
+@click.option("--for", "state_file", type=click.Path(dir_okay=False), default=None,
+              metavar="STATEFILE", help="Leave out what the hub that wrote STATEFILE "
+              "(`samizdat state`) already has.")
+@click.option("--with-blobs/--no-blobs", default=True, show_default=True,
+              help="Carry the media the events reference (once this hub stores media).")
+@click.option("--max-part-size", "max_part_text", default=None, metavar="SIZE",
+              help="Cut the bundle into FILE.001, FILE.002 ... of at most SIZE each "
+                   "(e.g. 700M, 4G; at least 64K).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def export_cmd(file: str, data_dir: str, filter_text: str, since_text: str | None,
+               state_file: str | None, with_blobs: bool, max_part_text: str | None,
+               as_json: bool) -> None:
+    """Write the hub's events into a bundle FILE to carry on a USB stick or SD card.
+
+    The bundle is signed by this hub's key; the receiving hub checks the signature,
+    every event's own signature, and imports it with `samizdat import FILE`.
+    Works while the hub is running.
+    """
+    import time
+
+    from .bundle import BundleError, export_bundle, read_state
+    from .bundle.progress import BarProgress
+    from .nostr.filters import InvalidFilter, parse_filter
+    from .nostr.keys import npub
+
+    now = int(time.time())
+    try:
+        filter_json = orjson.loads(filter_text)
+        flt = parse_filter(filter_json, max_limit=2**31)
+    except (orjson.JSONDecodeError, InvalidFilter) as exc:
+        raise click.UsageError(f"--filter: {exc}") from None
+    if flt.limit is not None:
+        raise click.UsageError("--filter: `limit` does not apply to an export; use since/until")
+    if since_text is not None:
+        since = _parse_time(since_text, now)
+        flt.since = max(flt.since or 0, since)
+    max_part = _parse_size(max_part_text) if max_part_text else None
+    target = Path(file)
+    if target.exists() or (max_part and Path(f"{file}.001").exists()):
+        raise click.ClickException(f"{file} already exists; choose another name or remove it")
+    if not target.parent.is_dir():
+        raise click.ClickException(f"{target.parent} is not a directory; is the stick mounted?")
+    data = Path(data_dir)
+    state = None
+    if state_file:
+        try:
+            state = read_state(Path(state_file))
+        except BundleError as exc:
+            raise click.ClickException(str(exc)) from None
+    store = _open_existing_store(data)
+    key = _hub_key(data)
+    try:
+        with BarProgress(console, enabled=not as_json) as progress:
+            summary = export_bundle(store, target, key, flt=flt, filter_json=filter_json,
+                                    state=state, max_part_size=max_part, progress=progress,
+                                    now=now)
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; no bundle was written") from None
+    finally:
+        store.close()
+    summary["with_blobs"] = with_blobs
+    summary["blobs_note"] = "this hub has no media store yet; the bundle holds events only"
+    if state is not None:
+        summary["for"] = state.describe()
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.table import Table
+
+    t = Table(title="bundle written", show_header=False)
+    raw, size = summary["raw_bytes"], summary["bytes"]
+    rows = [
+        ("files", "\n".join(summary["files"])),
+        ("events", f"{summary['events']:,}"),
+        ("size", f"{size:,} bytes ({size / max(raw, 1):.0%} of {raw:,} bytes of JSON)"),
+        ("signed by hub", npub(summary["hub"])),
+        ("seconds", f"{summary['seconds']:.2f}"),
+    ]
+    if state is not None:
+        rows.insert(2, ("left out", f"{summary['skipped_present']:,} the destination "
+                        f"({npub(state.hub)}) already has"))
+    if summary["skipped_protected"]:
+        rows.insert(2, ("protected", f"{summary['skipped_protected']:,} left out (NIP-70: only "
+                        "their author may publish them elsewhere)"))
+    for k, v in rows:
+        t.add_row(k, v)
+    Console().print(t)
+    if with_blobs:
+        console.print(f"note: {summary['blobs_note']}")
+    console.print("Carry every file listed; on the other hub run "
+                  f"`samizdat import {' '.join(Path(f).name for f in summary['files'])}`. "
+                  "Eject the stick properly before pulling it out.")
+
+
+@main.command("state")
+@click.argument("statefile", type=click.Path(dir_okay=False))
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default="data",
+              show_default=True, help="The hub's data directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def state_cmd(statefile: str, data_dir: str, as_json: bool) -> None:
+    """Describe what this hub holds in STATEFILE (about 6 bytes per event).
+
+    Carry it to another hub and run `samizdat export --for STATEFILE` there: the bundle
+    then holds only what this hub lacks. Works while the hub is running.
+    """
+    import time
+
+    from .bundle import encode_state, write_state
+    from .nostr.keys import pubkey_of
+
+    data = Path(data_dir)
+    store = _open_existing_store(data)
+    key = _hub_key(data)
+    t0 = time.monotonic()
+    try:
+        items = store.sync_items(None)
+    finally:
+        store.close()
+    assert items is not None
+    _, ids = items
+    blob = encode_state(ids, pubkey_of(key))
+    try:
+        write_state(Path(statefile), blob)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {statefile}: {exc.strerror}") from None
+    n = len(ids) // 32
+    result = {"file": statefile, "events": n, "bytes": len(blob),
+              "bytes_per_event": round(len(blob) / n, 2) if n else None,
+              "hub": pubkey_of(key), "seconds": round(time.monotonic() - t0, 3)}
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"wrote {statefile}: {n:,} events in {len(blob):,} bytes. Carry it to the "
+                  f"other hub and run `samizdat export BUNDLE --for {Path(statefile).name}` there.")
+
+
+@main.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default="data",
+              show_default=True, help="The hub's data directory (created if new).")
+@click.option("--salvage", is_flag=True, help="Take every event whose own signature verifies "
+              "from a damaged, incomplete or unauthenticated bundle, and list what was skipped.")
+@click.option("--workers", type=int, default=None, help="Processes verifying signatures "
+              "[default: one per core].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_cmd(files: tuple[str, ...], data_dir: str, salvage: bool, workers: int | None,
+               as_json: bool) -> None:
+    """Verify and import bundles (every part) or JSONL event dumps (.jsonl, .jsonl.zst).
+
+    Everything is checked before anything is written: the bundle's signed manifest, every
+    section's hash, every event's id and signature. Then all events are stored in one
+    transaction: all or nothing, and importing twice changes nothing. Works while the hub
+    is running.
+    """
+    from .bundle import BundleError, import_files
+    from .bundle.progress import BarProgress
+    from .store import SQLiteStore, StoreError
+
+    cfg = Config(data_dir=Path(data_dir))
+    try:
+        store = SQLiteStore(cfg.db_path, cfg.store.synchronous)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    def writing(report: object) -> None:
+        if as_json:
+            console.print("writing in one transaction", highlight=False)
+
+    try:
+        with BarProgress(console, enabled=not as_json) as progress:
+            report = import_files(store, [Path(f) for f in files], salvage=salvage,
+                                  workers=workers, progress=progress, on_write=writing)
+    except BundleError as exc:
+        raise click.ClickException(f"{exc}") from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; nothing was imported") from None
+    finally:
+        store.close()
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    _print_import_report(report)
+
+
+def _print_import_report(report) -> None:
+    from rich.table import Table
+
+    from .nostr.keys import npub
+
+    out = Console()
+    for src in report.sources:
+        if src["kind"] == "bundle":
+            who = npub(src["hub"]) if src.get("hub") else "unknown hub"
+            how = ("bundle signed by" if src["authenticated"]
+                   else "bundle NOT authenticated, claims to be from")
+            out.print(f"[bold]{src['source']}[/]: bundle {how} {who}")
+        else:
+            out.print(f"[bold]{src['source']}[/]: JSONL dump")
+    t = Table(title="import", show_header=False)
+    for k, v in (("events read", report.events), ("imported", report.imported),
+                 ("already here", report.already_present),
+                 ("older than the stored version", report.superseded),
+                 ("deleted by their author", report.deleted), ("rejected", report.rejected)):
+        t.add_row(k, f"{v:,}")
+    for reason, n in sorted(report.reasons.items()):
+        t.add_row(f"  {reason}", f"{n:,}")
+    t.add_row("seconds (verify / write)",
+              f"{report.verify_seconds:.2f} / {report.write_seconds:.2f}")
+    out.print(t)
+    if report.blobs_verified:
+        out.print(f"{report.blobs_verified} media blobs verified but not stored: this hub has "
+                  "no media store yet")
+    for note in report.skipped:
+        console.print(f"[yellow]skipped:[/] {note}", highlight=False)
+
+
 if __name__ == "__main__":
     main()

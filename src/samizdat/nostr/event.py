@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -95,6 +95,9 @@ class Event:
     tags: list[list[str]]
     content: str
     sig: str
+    # The NIP-50 index words of ``content``, when a worker thread computed them already
+    # (see relay/ingest.py); the store computes them itself otherwise.
+    words: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

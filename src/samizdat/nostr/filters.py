@@ -168,6 +168,16 @@ def search_tokens(text: str) -> list[str]:
     return tokens
 
 
+def index_words(content: str) -> str:
+    """What the full-text index holds for ``content``: its normalised words.
+
+    Deleting from the contentless FTS5 table needs exactly the text that was indexed, so
+    this must stay deterministic; changing the normalisation needs a schema version bump
+    and an index rebuild.
+    """
+    return " ".join(search_tokens(content))
+
+
 def search_query_tokens(query: str) -> list[str]:
     """Tokens of a NIP-50 query; ``key:value`` extensions (e.g. ``language:en``) are ignored."""
     words = [w for w in query.split() if ":" not in w]

@@ -111,6 +111,21 @@ class StoreService:
             self._readers, lambda: self.store.query(filters, None, default_limit)
         )
 
+    async def stream(self, filters: list[Filter], default_limit: int | None,
+                     on_rows: Callable[[list[str]], None], chunk: int = 500) -> None:
+        """Like :meth:`query`, but hands rows to ``on_rows`` (on the loop) in chunks as the
+        reader thread fetches them, so sending overlaps reading."""
+        loop = self.loop
+
+        def work() -> None:
+            for rows in self.store.query_chunks(filters, None, default_limit, chunk):
+                loop.call_soon_threadsafe(on_rows, rows)
+
+        # The loop runs callbacks in the order they were scheduled, and every chunk was
+        # scheduled before the executor future completes: when this await returns, all
+        # rows have been handed over, so the caller may send EOSE.
+        await loop.run_in_executor(self._readers, work)
+
     async def count(self, filters: list[Filter]) -> int:
         return await self.loop.run_in_executor(self._readers, self.store.count, filters)
 
