@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_COUNTS = 4
 CLOSE_GRACE = 5.0  # seconds a cut-off client has to answer our close frame
+# A client with at most this many EVENTs awaiting OK is served ahead of bulk traffic.
+PRIORITY_IN_FLIGHT = 8
 AUTH_WINDOW = 600  # seconds an AUTH event may differ from now (NIP-42 suggests ~10 minutes)
 
 
@@ -127,6 +129,7 @@ class Connection:
         self.challenge = secrets.token_hex(16)
         self.challenge_sent = False
         self.counts_running = 0
+        self.in_flight = 0  # EVENTs received and not yet answered
         self.closed = False
         self._out: deque[str] = deque()
         self._wake = asyncio.Event()
@@ -303,20 +306,25 @@ class Connection:
         if exp is not None and exp <= now:
             self._refuse(ev, "invalid: event has expired")
             return
-        self.relay.verifier.submit(ev, self._verified)
+        self.in_flight += 1
+        self.relay.verifier.submit(ev, self._verified, priority=self.in_flight <= PRIORITY_IN_FLIGHT)
 
     def _verified(self, ev: Event, error: str | None) -> None:
         if error is not None:
+            self.in_flight -= 1
             self._refuse(ev, error)
             self.strike("forged or corrupted events")
             return
         if storage_of(ev.kind) is Storage.EPHEMERAL:
+            self.in_flight -= 1
             self.relay.broadcast(ev, orjson.dumps(ev.to_dict()).decode())
             self.send(m.ok_frame(ev.id, True, ""))
             return
-        self.relay.store.submit(ev, lambda res: self._saved(ev, res))
+        self.relay.store.submit(ev, lambda res: self._saved(ev, res),
+                                priority=self.in_flight <= PRIORITY_IN_FLIGHT)
 
     def _saved(self, ev: Event, res: SaveResult) -> None:
+        self.in_flight -= 1
         if res.stored:
             self.relay.stats["events_stored"] += 1
             self.relay.broadcast(ev, None)

@@ -43,11 +43,16 @@ class Verifier:
         self.max_batch = max_batch
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="verify")
         self._pending: list[tuple[Event, VerifyCallback]] = []
+        self._urgent: list[tuple[Event, VerifyCallback]] = []
         self._scheduled = False
 
-    def submit(self, event: Event, callback: VerifyCallback) -> None:
-        """``callback(event, error)`` runs on the loop once the event is checked."""
-        self._pending.append((event, callback))
+    def submit(self, event: Event, callback: VerifyCallback, priority: bool = False) -> None:
+        """``callback(event, error)`` runs on the loop once the event is checked.
+
+        ``priority`` events travel in their own small batch, so they are not queued
+        behind a flooding client's hundreds.
+        """
+        (self._urgent if priority else self._pending).append((event, callback))
         if len(self._pending) >= self.max_batch:
             self._flush()
         elif not self._scheduled:
@@ -56,9 +61,12 @@ class Verifier:
 
     def _flush(self) -> None:
         self._scheduled = False
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
+        for batch in (self._urgent, self._pending):
+            if batch:
+                self._send(batch)
+        self._urgent, self._pending = [], []
+
+    def _send(self, batch: list[tuple[Event, VerifyCallback]]) -> None:
         fut = self.loop.run_in_executor(self._pool, verify_batch, [ev for ev, _ in batch])
         fut.add_done_callback(lambda f: self._done(batch, f))
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,19 +26,25 @@ from .sqlite import FAILED, SaveResult, SQLiteStore
 log = logging.getLogger(__name__)
 
 SaveCallback = Callable[[SaveResult], None]
-_STOP = object()
-_PURGE = object()
 
 
 class StoreService:
     """Runs a :class:`SQLiteStore` for an asyncio program."""
+
+    #: Regular-lane events allowed into a transaction that carries priority events, so
+    #: that a light client's event never waits behind one huge commit.
+    MIXED_BATCH = 200
 
     def __init__(self, store: SQLiteStore, loop: asyncio.AbstractEventLoop, *,
                  readers: int = 2, max_batch: int = 2000):
         self.store = store
         self.loop = loop
         self.max_batch = max_batch
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._cv = threading.Condition()
+        self._hi: deque[tuple[Event, SaveCallback]] = deque()  # clients with little in flight
+        self._lo: deque[tuple[Event, SaveCallback]] = deque()  # bulk and busy clients
+        self._purges: list[Callable] = []
+        self._stopping = False
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="store-read")
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
@@ -46,9 +52,16 @@ class StoreService:
 
     # --- writes -------------------------------------------------------------------------------
 
-    def submit(self, event: Event, callback: SaveCallback) -> None:
-        """Queue ``event``; ``callback`` runs on the loop after its transaction committed."""
-        self._q.put((event, callback))
+    def submit(self, event: Event, callback: SaveCallback, priority: bool = False) -> None:
+        """Queue ``event``; ``callback`` runs on the loop after its transaction committed.
+
+        ``priority`` events (from clients with few events in flight) go into the next
+        transaction ahead of bulk traffic, so one client's flood cannot make everybody
+        else wait for its backlog.
+        """
+        with self._cv:
+            (self._hi if priority else self._lo).append((event, callback))
+            self._cv.notify()
 
     async def save(self, event: Event) -> SaveResult:
         fut = self.loop.create_future()
@@ -57,40 +70,49 @@ class StoreService:
 
     async def purge_expired(self) -> int:
         fut = self.loop.create_future()
-        self._q.put((_PURGE, fut.set_result))
+        with self._cv:
+            self._purges.append(fut.set_result)
+            self._cv.notify()
         return await fut
+
+    def _next_batch(self) -> tuple[list[tuple[Event, SaveCallback]], list[Callable]] | None:
+        with self._cv:
+            while not (self._hi or self._lo or self._purges or self._stopping):
+                self._cv.wait()
+            if not (self._hi or self._lo or self._purges):
+                return None  # stopping, and everything queued is written
+            purges, self._purges = self._purges, []
+            batch: list[tuple[Event, SaveCallback]] = []
+            while self._hi and len(batch) < self.max_batch:
+                batch.append(self._hi.popleft())
+            room = self.max_batch - len(batch)
+            if batch:
+                room = min(room, self.MIXED_BATCH)
+            while self._lo and room > 0:
+                batch.append(self._lo.popleft())
+                room -= 1
+            return batch, purges
 
     def _run(self) -> None:
         store = self.store
-        while True:
-            item = self._q.get()
-            if item is _STOP:
-                return
-            if item[0] is _PURGE:
+        while (work := self._next_batch()) is not None:
+            batch, purges = work
+            if batch:
+                try:
+                    results = store.save_many([ev for ev, _ in batch], int(time.time()))
+                except Exception:
+                    log.exception("a write transaction failed; %d events not stored",
+                                  len(batch))
+                    results = [FAILED] * len(batch)
+                self.batches += 1
+                self._deliver([cb for _, cb in batch], results)
+            for done in purges:
                 try:
                     n = store.purge_expired()
                 except Exception:
                     log.exception("purging expired events failed")
                     n = 0
-                self._deliver([item[1]], [n])
-                continue
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP or nxt[0] is _PURGE:
-                    self._q.put(nxt)  # handled after this batch
-                    break
-                batch.append(nxt)
-            try:
-                results = store.save_many([ev for ev, _ in batch], int(time.time()))
-            except Exception:
-                log.exception("a write transaction failed; %d events not stored", len(batch))
-                results = [FAILED] * len(batch)
-            self.batches += 1
-            self._deliver([cb for _, cb in batch], results)
+                self._deliver([done], [n])
 
     def _deliver(self, callbacks: list[Callable], results: list) -> None:
         def run() -> None:
@@ -140,7 +162,9 @@ class StoreService:
 
     def close(self) -> None:
         """Finish queued writes, then stop the threads and close the database."""
-        self._q.put(_STOP)
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
         self._thread.join()
         self._readers.shutdown(wait=True)
         self.store.close()
