@@ -28,6 +28,21 @@ def _print_json(obj: object) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def _run_event_loop(coro: object) -> None:
+    """asyncio.run, on uvloop when it is installed (SAMIZDAT_UVLOOP=0 turns it off)."""
+    import os
+
+    if os.environ.get("SAMIZDAT_UVLOOP", "1") != "0":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(coro)  # type: ignore[arg-type]
+            return
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="samizdat")
 def main() -> None:
@@ -82,7 +97,7 @@ def serve(data_dir: str | None, host: str | None, port: int | None, config: str 
         console.print("  stop with Ctrl-C")
 
     try:
-        asyncio.run(run_hub(cfg, key, on_ready=ready))
+        _run_event_loop(run_hub(cfg, key, on_ready=ready))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
