@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from samizdat.negentropy import Negentropy, VectorStorage
 
 from .helpers import Client, Keys
@@ -68,3 +70,26 @@ def test_neg_errors(hub):
         assert f[2].startswith("invalid:")
         # the hub is fine afterwards
         assert c.publish(Keys().sign(1, "still works"))[0]
+
+
+def test_oversize_and_flooding_neg_messages(make_hub):
+    from websockets.exceptions import ConnectionClosed
+
+    h = make_hub(**{"limits.max_negentropy_sessions": 2, "rate.strikes": 100})
+    with Client(h.url) as c:
+        # sessions beyond the limit are refused with blocked:
+        for i in range(3):
+            c.send(["NEG-OPEN", f"s{i}", {}, "61"])
+        frames = [c.recv_until(lambda f: f[0] in ("NEG-MSG", "NEG-ERR")) for _ in range(3)]
+        errs = [f for f in frames if f[0] == "NEG-ERR"]
+        assert len(errs) == 1 and errs[0][1] == "s2" and errs[0][2].startswith("blocked:")
+        c.send(["NEG-CLOSE", "s0"])
+        c.send(["NEG-CLOSE", "s1"])
+        # a frame over max_message_length closes the connection (1009), the hub lives on
+        c.send(["NEG-OPEN", "big", {}, "61" * (h.cfg.limits.max_message_length // 2 + 1)])
+        with pytest.raises(ConnectionClosed) as exc:
+            while True:
+                c.recv(timeout=5)
+        assert exc.value.rcvd is not None and exc.value.rcvd.code == 1009
+    with Client(h.url) as c:
+        assert c.publish(Keys().sign(1, "alive"))[0]
