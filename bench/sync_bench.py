@@ -15,6 +15,7 @@ Results: printed, and written to bench/results/sync-<date>.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -200,11 +201,14 @@ def run_case(n: int, shape: str, evs: list[Event], tmp: Path) -> dict:
                 stdout=out,
                 stderr=err,
             )
-            # wait4 gives this child's own peak RSS (ru_maxrss, KiB on Linux)
-            _, status, usage = os.wait4(sync.pid, 0)
-            sync.returncode = os.waitstatus_to_exitcode(status)
+            # Not ru_maxrss: a forked child inherits the parent's figure (this process
+            # holds every event), so poll the child's own high-water mark instead.
+            client_rss = 0.0
+            while sync.poll() is None:
+                with contextlib.suppress(OSError):
+                    client_rss = max(client_rss, vm_hwm_mb(sync.pid))
+                time.sleep(0.02)
         wall = time.monotonic() - t0
-        client_rss = usage.ru_maxrss / 1024
         hub_rss = vm_hwm_mb(hub.pid)
     finally:
         hub.terminate()
