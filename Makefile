@@ -10,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 7447
 DATA   ?= data
 
-.PHONY: install install-test run test lint bench bench-sync clean
+.PHONY: install install-test run test lint bench bench-sync bench-bundle clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,13 @@ test: $(TESTSTAMP)
 bench: $(TESTSTAMP)
 	$(PY) bench/relay_bench.py
 	$(PY) bench/sync_bench.py
+	$(PY) bench/bundle_bench.py
 
 bench-sync: $(TESTSTAMP)
 	$(PY) bench/sync_bench.py
+
+bench-bundle: $(TESTSTAMP)
+	$(PY) bench/bundle_bench.py
 
 clean:
 	rm -rf $(VENV) $(JSDIR)/node_modules .pytest_cache .ruff_cache

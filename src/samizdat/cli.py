@@ -344,6 +344,9 @@ def export_cmd(file: str, data_dir: str, filter_text: str, since_text: str | Non
                                     now=now)
     except BundleError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the bundle: {exc.strerror or exc}. Is the "
+                                   "stick full or read-only? No bundle was written.") from None
     except KeyboardInterrupt:
         raise click.ClickException("interrupted; no bundle was written") from None
     finally:
@@ -442,10 +445,16 @@ def import_cmd(files: tuple[str, ...], data_dir: str, salvage: bool, workers: in
     transaction: all or nothing, and importing twice changes nothing. Works while the hub
     is running.
     """
+    import sqlite3
+
     from .bundle import BundleError, import_files
     from .bundle.progress import BarProgress
     from .store import SQLiteStore, StoreError
 
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise click.ClickException(f"{missing[0]}: no such file; check the name (nothing was "
+                                   "imported)")
     cfg = Config(data_dir=Path(data_dir))
     try:
         store = SQLiteStore(cfg.db_path, cfg.store.synchronous)
@@ -462,6 +471,12 @@ def import_cmd(files: tuple[str, ...], data_dir: str, salvage: bool, workers: in
                                   workers=workers, progress=progress, on_write=writing)
     except BundleError as exc:
         raise click.ClickException(f"{exc}") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {exc.filename or 'a file'}: "
+                                   f"{exc.strerror or exc}; nothing was imported") from None
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"the database refused the import ({exc}); nothing was "
+                                   "imported. Is the disk full?") from None
     except KeyboardInterrupt:
         raise click.ClickException("interrupted; nothing was imported") from None
     finally:
@@ -500,8 +515,10 @@ def _print_import_report(report) -> None:
     if report.blobs_verified:
         out.print(f"{report.blobs_verified} media blobs verified but not stored: this hub has "
                   "no media store yet")
-    for note in report.skipped:
+    for note in report.skipped[:50]:
         console.print(f"[yellow]skipped:[/] {note}", highlight=False)
+    if len(report.skipped) > 50:
+        console.print(f"[yellow]... and {len(report.skipped) - 50} more[/] (--json lists all)")
 
 
 if __name__ == "__main__":

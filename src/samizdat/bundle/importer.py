@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import orjson
 
 from ..nostr.event import Event, InvalidEvent, parse_event
+from ..nostr.filters import index_words
 from ..store.sqlite import ACCEPTED, DELETED, DUPLICATE, OLDER, SQLiteStore
 from .errors import BundleError
 from .reader import BundleSource, Source, open_sources
@@ -86,6 +87,24 @@ def _describe(src: Source) -> dict[str, Any]:
     return d
 
 
+def parse_chunk(raw: bytes, statuses: bytes) -> list[Event] | None:
+    """Pass 2, in a worker: the chunk's events that passed pass 1, parsed again and with
+    their search index words; None if the chunk is not what pass 1 saw."""
+    lines = list(event_lines(raw))
+    if len(lines) != len(statuses):
+        return None
+    out: list[Event] = []
+    for line, status in zip(lines, statuses, strict=True):
+        if status == OK:
+            try:
+                ev = parse_event(orjson.loads(line))
+            except (orjson.JSONDecodeError, InvalidEvent):
+                return None
+            ev.words = index_words(ev.content)
+            out.append(ev)
+    return out
+
+
 def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False,
                  workers: int | None = None, mode: str = "process",
                  progress: Progress | None = None, now: int | None = None,
@@ -109,12 +128,14 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
     t0 = time.monotonic()
     progress.phase("verifying", total)
     statuses: list[bytearray] = []
+    chunk_sizes: list[list[int]] = []
     digests: list[str] = []
     reasons: Counter[str] = Counter()
     checker = Checker(workers, mode)
     try:
         for src in sources:
             st = bytearray()
+            sizes: list[int] = []
             per_part: Counter[int] = Counter()
             items = (((part, where), (raw, now)) for part, where, raw in src.chunks())
             for (part, where), res in checker.map(check_chunk, items):
@@ -132,6 +153,7 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
                                  f"{f' (id {eid})' if eid else ''}: {reason}")
                 reasons.update(res.reasons)
                 st += res.statuses
+                sizes.append(len(res.statuses))
                 progress.advance(len(res.statuses))
             labels = ({p.header.part: p.label for p in src.parts if p.header}
                       if isinstance(src, BundleSource) else {})
@@ -142,38 +164,50 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
                                       f"{expect:,}", FORGED_HINT)
             report.blobs_verified += src.verify_blobs()
             statuses.append(st)
+            chunk_sizes.append(sizes)
             digests.append(src.digest)
-    finally:
+    except BaseException:
         checker.close()
+        raise
     report.verify_seconds = time.monotonic() - t0
     report.events = sum(len(s) for s in statuses)
     report.rejected = sum(len(s) - s.count(OK) for s in statuses)
 
-    # Pass 2: write, in one transaction.
-    def events() -> Iterator[Event]:
-        for src, st, digest in zip(sources, statuses, digests, strict=True):
-            k = 0
-            changed = BundleError(src.label, "the file changed while it was being imported; "
-                                  "nothing was imported", "run the import again")
+    # Pass 2: write, in one transaction. Workers parse the events again and compute their
+    # search index words (the costliest part of storing one); the main process only
+    # reads, re-hashes and runs the SQL.
+    def changed(src: Source) -> BundleError:
+        return BundleError(src.label, "the file changed while it was being imported; "
+                           "nothing was imported", "run the import again")
+
+    def chunks() -> Iterator[tuple[tuple[int, int], tuple[bytes, bytes]]]:
+        for si, src in enumerate(sources):
+            st, sizes, pos, k = statuses[si], chunk_sizes[si], 0, 0
             for _, _, raw in src.chunks():
-                for line in event_lines(raw):
-                    if k >= len(st):
-                        raise changed
-                    if st[k] == OK:
-                        try:
-                            yield parse_event(orjson.loads(line))
-                        except (orjson.JSONDecodeError, InvalidEvent):
-                            raise changed from None
-                    k += 1
-                progress.advance(raw.count(b"\n"))
-            if k != len(st) or src.digest != digest:
-                raise changed
+                if k >= len(sizes):
+                    raise changed(src)
+                yield (si, sizes[k]), (raw, bytes(st[pos:pos + sizes[k]]))
+                pos += sizes[k]
+                k += 1
+            if k != len(sizes) or src.digest != digests[si]:
+                raise changed(src)
+
+    def events() -> Iterator[Event]:
+        for (si, n), parsed in checker.map(parse_chunk, chunks()):
+            if parsed is None:
+                raise changed(sources[si])
+            yield from parsed
+            progress.advance(n)
 
     t1 = time.monotonic()
     progress.phase("writing", report.events)
     if on_write is not None:
         on_write(report)
-    results = store.import_events(events(), now)
+    try:
+        checker.start()  # the workers exist before the write transaction begins
+        results = store.import_events(events(), now)
+    finally:
+        checker.close()
     report.write_seconds = time.monotonic() - t1
     for res, n in results.items():
         if res == ACCEPTED:

@@ -92,9 +92,9 @@ def _layout(path: Path, fh: BinaryIO, size: int, salvage: bool, notes: list[str]
                      "before that point")
     if part.header_frame is None:
         raise BundleError(str(path), "empty file", "get a fresh copy of this file")
-    body = read_frame(fh, part.header_frame)[12:]
-    if len(body) > fmt.MAX_HEADER:
+    if part.header_frame.length - 12 > fmt.MAX_HEADER:
         raise BundleError(str(path), "the part header is too large", "get a fresh copy")
+    body = read_frame(fh, part.header_frame)[12:]
     part.header = fmt.parse_header(body, str(path))
     return part
 
@@ -136,8 +136,10 @@ class BundleSource:
         """Refuse a part whose frames would decompress to far more than honest JSON."""
         ev_bytes = p.section_bytes(p.events)
         raw = sum(f.content_size or 0 for f in p.events)
+        longest = fmt.MAX_FRAME_RAW + (fmt.MAX_FRAME_RAW >> 7) + 4096  # zstd's worst case
         if any(f.content_size is None or f.content_size > fmt.MAX_FRAME_RAW
-               for f in p.events) or raw > fmt.MAX_RATIO * ev_bytes + fmt.BOMB_SLACK:
+               or f.length > longest for f in p.events) \
+                or raw > fmt.MAX_RATIO * ev_bytes + fmt.BOMB_SLACK:
             raise BombError(f"{p.label}, events section", f"{raw:,} bytes would come out of "
                             f"{ev_bytes:,} compressed; refusing a likely decompression bomb",
                             "do not open this file with other tools either")
@@ -322,10 +324,10 @@ class BundleSource:
             expect = 0
             with p.path.open("rb") as fh:
                 for frame in p.blobs:
-                    body = read_frame(fh, frame)[12:]
-                    if len(body) < 48 or len(body) - 48 > fmt.MAX_BLOB_CHUNK:
+                    if not 12 + 48 <= frame.length <= 12 + 48 + fmt.MAX_BLOB_CHUNK:
                         self._blob_problem(p, "a blob frame has a bad size")
                         break
+                    body = read_frame(fh, frame)[12:]
                     digest, total, offset = body[:32], *struct.unpack("<QQ", body[32:48])
                     if current is None or current[0] != digest:
                         h, current, expect = hashlib.sha256(), (digest, total), 0

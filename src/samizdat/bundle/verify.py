@@ -123,6 +123,12 @@ class Checker:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="verify")
         return self._pool
 
+    def start(self) -> None:
+        """Create the workers now (processes fork here, not later inside a transaction)."""
+        pool = self._executor()
+        for f in [pool.submit(int) for _ in range(self.workers)]:
+            f.result()
+
     def map(self, fn: Callable[..., Any], items: Iterable[tuple[Any, tuple[Any, ...]]]
             ) -> Iterator[tuple[Any, Any]]:
         """For each ``(meta, args)``: ``(meta, fn(*args))`` in input order, with at most
