@@ -129,6 +129,10 @@ class SQLiteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._w = _connect(self.path, readonly=False)
+            # Another process may hold the write lock for a long time (an atomic import of
+            # a big bundle takes over a minute per million events): the writer waits for it
+            # rather than failing the events it holds. Readers are never blocked (WAL).
+            self._w.execute("PRAGMA busy_timeout=900000")
             self._w.execute("PRAGMA journal_mode=WAL")
             self._w.execute(f"PRAGMA synchronous={self.synchronous}")
             self._w.execute("PRAGMA foreign_keys=OFF")
