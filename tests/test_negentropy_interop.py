@@ -23,15 +23,9 @@ The JavaScript packages come from tests/js/package-lock.json: `make install-test
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
-import json
-import queue
 import random
-import shutil
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +36,7 @@ import pytest
 from samizdat.negentropy import Negentropy, VectorStorage
 
 from .helpers import ROOT, Client, Keys
+from .nodedriver import NodeDriver
 
 JS_DIR = ROOT / "tests" / "js"
 DRIVER = JS_DIR / "negentropy_driver.mjs"
@@ -57,86 +52,17 @@ Item = tuple[int, bytes]
 
 # --- the node driver ---------------------------------------------------------------------
 
-class DriverError(Exception):
-    """A driver command failed on the JavaScript side; the message is the JS error."""
-
-
-class JsNegentropy:
+class JsNegentropy(NodeDriver):
     """One `node negentropy_driver.mjs` process, spoken to one JSON line at a time."""
 
+    call_timeout = CALL_TIMEOUT
+
     def __init__(self) -> None:
-        node = shutil.which("node")
-        if node is None:
-            pytest.fail("node is not installed; the negentropy interop tests need Node.js >= 20.19")
-        self.proc = subprocess.Popen(
-            [node, str(DRIVER)], cwd=JS_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1,
-        )
-        self.seq = 0
+        super().__init__(DRIVER.name)
         self.names = itertools.count()
-        self.answers: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.answers.put(line)
-        self.answers.put(None)
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line.rstrip("\n"))
-
-    def _diagnostics(self) -> str:
-        tail = "\n".join(self.stderr[-30:])
-        return f"driver exit code {self.proc.poll()}; driver stderr:\n{tail}"
-
-    def call(self, op: str, timeout: float = CALL_TIMEOUT, **args: Any) -> dict[str, Any]:
-        self.seq += 1
-        seq = self.seq
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(json.dumps({"seq": seq, "op": op, **args}) + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise AssertionError(f"driver is gone before {op}; {self._diagnostics()}") from None
-        try:
-            line = self.answers.get(timeout=timeout)
-        except queue.Empty:
-            self.kill()
-            raise AssertionError(f"driver did not answer {op} within {timeout} s; "
-                                 f"{self._diagnostics()}") from None
-        if line is None:
-            raise AssertionError(f"driver exited during {op}; {self._diagnostics()}")
-        msg = json.loads(line)
-        assert msg.get("seq") == seq, f"answer out of order for {op}: {msg}"
-        if "error" in msg:
-            raise DriverError(msg["error"])
-        return msg["value"]
 
     def name(self) -> str:
         return f"s{next(self.names)}"
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(AssertionError, DriverError):
-                self.call("exit", timeout=5)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
 
 
 @pytest.fixture
