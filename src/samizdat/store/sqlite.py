@@ -482,6 +482,19 @@ class SQLiteStore:
         sql = f"SELECT {columns} FROM {source} WHERE {' AND '.join(clauses)}"
         return sql, params, f"{time_col} DESC, e.id ASC"
 
+    def _ordered(self, f: Filter, now: int, default_limit: int | None, columns: str
+                 ) -> tuple[str, list[object]] | None:
+        """One filter's query, newest first with its limit; None if it can match nothing."""
+        limit = f.limit if f.limit is not None else default_limit
+        if f.is_empty() or limit == 0:
+            return None
+        sql, params, order = self._select(f, now, columns)
+        sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return sql, params
+
     def query(self, filters: list[Filter], now: int | None = None,
               default_limit: int | None = None) -> list[str]:
         """Events matching any filter as JSON text, newest first, ties by lowest id."""
@@ -489,17 +502,10 @@ class SQLiteStore:
         conn = self._reader()
         found: dict[bytes, tuple[int, bytes, str]] = {}
         for f in filters:
-            if f.is_empty():
+            stmt = self._ordered(f, now, default_limit, "e.created_at, e.id, e.json")
+            if stmt is None:
                 continue
-            limit = f.limit if f.limit is not None else default_limit
-            if limit == 0:
-                continue
-            sql, params, order = self._select(f, now, "e.created_at, e.id, e.json")
-            sql += f" ORDER BY {order}"
-            if limit is not None:
-                sql += " LIMIT ?"
-                params.append(limit)
-            for ts, eid, js in conn.execute(sql, params):
+            for ts, eid, js in conn.execute(*stmt):
                 found[eid] = (ts, eid, js)
         rows = sorted(found.values(), key=lambda r: (-r[0], r[1]))
         return [r[2] for r in rows]
@@ -515,16 +521,10 @@ class SQLiteStore:
                 yield rows[start:start + chunk]
             return
         now = int(time.time()) if now is None else now
-        f = filters[0]
-        limit = f.limit if f.limit is not None else default_limit
-        if f.is_empty() or limit == 0:
+        stmt = self._ordered(filters[0], now, default_limit, "e.json")
+        if stmt is None:
             return
-        sql, params, order = self._select(f, now, "e.json")
-        sql += f" ORDER BY {order}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        cur = self._reader().execute(sql, params)
+        cur = self._reader().execute(*stmt)
         try:
             while rows := cur.fetchmany(chunk):
                 yield [r[0] for r in rows]
