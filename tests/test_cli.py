@@ -140,3 +140,12 @@ def test_sigint_stops_cleanly(tmp_path):
         out, _ = hub.proc.communicate(timeout=30)
     assert hub.proc.returncode == 0, out
     assert "hub stopped cleanly" in out
+
+
+def test_bad_peer_addresses_are_explained(tmp_path):
+    res = samizdat("serve", "--data", str(tmp_path / "d"), "--peer", "http://10.0.0.1:7447")
+    assert res.returncode == 2 and "ws://" in res.stderr
+    cfg_file = tmp_path / "peers.toml"
+    cfg_file.write_text('[sync]\npeers = ["relay.example:7447"]\n')
+    res = samizdat("serve", "--data", str(tmp_path / "d"), "--config", str(cfg_file))
+    assert res.returncode == 2 and "sync.peers" in res.stderr
