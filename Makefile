@@ -23,6 +23,7 @@ install: $(STAMP)
 $(TESTSTAMP): $(STAMP) pyproject.toml $(JSDIR)/package.json $(JSDIR)/package-lock.json
 	$(PIP) install --quiet -e '.[test]'
 	cd $(JSDIR) && npm ci --no-audit --no-fund --loglevel=error
+	command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	touch $@
 
 install-test: $(TESTSTAMP)
