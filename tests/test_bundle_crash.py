@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,56 @@ def test_sigkill_during_import_leaves_all_or_nothing(tmp_path, bundle, delay):
         assert running and after == before
 
 
+def status(hub: HubProcess) -> dict:
+    url = hub.url.replace("ws://", "http://") + "/status.json"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)
+
+
+def wait_for(pred, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_small_import_reaches_live_subscribers_of_the_running_hub(tmp_path):
+    """Events imported by another process are passed on to live subscriptions (and so to
+    peer links) like events that just arrived, each once."""
+    src = tmp_path / "src.db"
+    k = Keys()
+    events = [k.sign(1, f"from the stick {i}", [["t", "stick"]], T0 + i) for i in range(40)]
+    store = SQLiteStore(src)
+    store.save_many(events, now=T0)
+    export_bundle(store, tmp_path / "small.szb", PrivateKey(), flt=Filter())
+    store.close()
+    data = tmp_path / "hub"
+    hub = HubProcess(data)
+    try:
+        with Client(hub.url) as live:
+            live.send(["REQ", "live", {"#t": ["stick"]}])
+            assert live.recv() == ["EOSE", "live"]
+            out = subprocess.run([sys.executable, "-m", "samizdat.cli", "import",
+                                  str(tmp_path / "small.szb"), "--data", str(data), "--json"],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            got = [live.recv() for _ in events]
+            assert sorted(m[2]["id"] for m in got) == sorted(ev.id for ev in events)
+            assert all(m[:2] == ["EVENT", "live"] for m in got)
+            with pytest.raises(TimeoutError):
+                live.recv(timeout=2.5)  # each once: not again at the next look
+            assert live.publish(k.sign(1, "typed on the hub", [["t", "stick"]]))[0]
+            assert live.recv()[2]["content"] == "typed on the hub"
+            with pytest.raises(TimeoutError):
+                live.recv(timeout=2.5)  # the hub's own write is not taken for an outside one
+        assert status(hub)["events_stored"] == 41
+    finally:
+        hub.terminate()
+    assert hub.proc.returncode == 0
+
+
 def test_import_while_the_hub_runs_and_the_hub_serves_it(tmp_path, bundle):
     path, n = bundle
     data = tmp_path / "hub"
@@ -99,6 +150,8 @@ def test_import_while_the_hub_runs_and_the_hub_serves_it(tmp_path, bundle):
             assert len(got) == 10_000 and got[0]["created_at"] == T0 + n - 1
             assert c.publish(k.sign(1, "after the import", [["t", "local"]]))[0]
             assert len(c.query({"#t": ["local"]})) == 2
+        # the hub's own count follows what another process wrote (too many to replay live)
+        assert wait_for(lambda: status(hub)["events_stored"] == n + 2)
         # export works while the hub runs too
         ex = subprocess.run([sys.executable, "-m", "samizdat.cli", "export",
                              str(tmp_path / "out.szb"), "--data", str(data), "--json"],

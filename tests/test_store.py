@@ -34,3 +34,65 @@ def test_event_count_follows_replacements_and_deletions(tmp_path):
     assert store.event_count == real
     store.close()
     assert SQLiteStore(tmp_path / "e.sqlite3").event_count == real
+
+
+def _indexes(store: SQLiteStore) -> set[str]:
+    return {r[0] for r in store._w.execute(
+        "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'")}
+
+
+def _plan(store: SQLiteStore, sql: str, *args: object) -> str:
+    return " ".join(r[3] for r in store._w.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+
+def test_bulk_import_rebuilds_its_indexes_and_keeps_the_rules(tmp_path):
+    """The bulk path drops and rebuilds secondary indexes inside the transaction: the
+    result must be the same store, indexes and all, as the row-by-row path gives."""
+    a, b = Keys(), Keys()
+    events = [a.sign(1, f"note {i} #almaty", [["t", "almaty"]], created_at=1000 + i)
+              for i in range(300)]
+    events += [a.sign(0, '{"name":"old"}', created_at=900), a.sign(0, '{"name":"new"}',
+                                                                   created_at=950)]
+    events.append(b.sign(5, "", [["e", events[0].id]], created_at=2000))  # not b's: no effect
+    events.append(a.sign(5, "", [["e", events[1].id]], created_at=2000))
+    results = {}
+    for bulk in (False, True):
+        store = SQLiteStore(tmp_path / f"{bulk}.sqlite3")
+        before = _indexes(store)
+        counts = store.import_events(iter(events), now=3000, bulk=bulk)
+        assert _indexes(store) == before
+        assert store._w.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = store._w.execute("SELECT id FROM events ORDER BY id").fetchall()
+        tags = store._w.execute("SELECT name, value, created_at FROM tags ORDER BY 1, 2, 3"
+                                ).fetchall()
+        assert "tags_lookup" in _plan(store, "SELECT eid FROM tags WHERE name='t' AND value=?",
+                                      "almaty")
+        results[bulk] = (dict(counts), rows, tags)
+        store.close()
+    assert results[False] == results[True]
+    assert len(results[True][1]) == 300 - 1 + 1 + 2  # one note deleted, newest kind 0, 2 deletions
+
+
+def test_failed_bulk_import_leaves_store_and_indexes_as_before(tmp_path):
+    store = SQLiteStore(tmp_path / "e.sqlite3")
+    k = Keys()
+    kept = k.sign(1, "already here", [["t", "x"]])
+    store.save_many([kept])
+    before = _indexes(store)
+
+    def stream():
+        for i in range(5000):
+            yield k.sign(1, f"new {i}", [["t", "x"]], created_at=1000 + i)
+        raise RuntimeError("the file changed")
+
+    try:
+        store.import_events(stream(), bulk=True)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the import should have failed")
+    assert _indexes(store) == before
+    assert store._w.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    assert store.event_count == 1
+    assert store._w.execute("PRAGMA cache_size").fetchone()[0] == -32000
+    store.close()

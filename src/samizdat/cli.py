@@ -509,8 +509,7 @@ def _print_import_report(report) -> None:
         t.add_row(k, f"{v:,}")
     for reason, n in sorted(report.reasons.items()):
         t.add_row(f"  {reason}", f"{n:,}")
-    t.add_row("seconds (verify / write)",
-              f"{report.verify_seconds:.2f} / {report.write_seconds:.2f}")
+    t.add_row("seconds", f"{report.seconds:.2f}")
     out.print(t)
     if report.blobs_verified:
         out.print(f"{report.blobs_verified} media blobs verified but not stored: this hub has "

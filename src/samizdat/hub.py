@@ -36,12 +36,14 @@ async def run_hub(cfg: Config, hub_key: PrivateKey, *,
     runner = web.AppRunner(make_app(relay), access_log=None, handle_signals=False,
                            shutdown_timeout=2.0)
     purge_task: asyncio.Task | None = None
+    outside_task: asyncio.Task | None = None
     try:
         await runner.setup()
         site = web.TCPSite(runner, cfg.server.host, cfg.server.port, reuse_address=True)
         await site.start()
         port = runner.addresses[0][1]
         purge_task = loop.create_task(_purge_loop(relay))
+        outside_task = loop.create_task(relay.pass_on_outside_writes())
         if cfg.sync.peers:
             relay.peers = PeerManager(relay, cfg.sync.peers)
             relay.peers.start()
@@ -55,6 +57,8 @@ async def run_hub(cfg: Config, hub_key: PrivateKey, *,
     finally:
         if purge_task:
             purge_task.cancel()
+        if outside_task:
+            outside_task.cancel()
         if relay.peers is not None:
             await relay.peers.stop()
         await runner.cleanup()

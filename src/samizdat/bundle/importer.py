@@ -1,15 +1,19 @@
-"""Import: verify everything first, then write everything in one short transaction.
+"""Import: every event checked, everything written in one transaction, or nothing.
 
-Pass 1 reads every source (bundles checked by :mod:`.reader` up to their hashes first),
-decompresses frame by frame and checks every event on all cores
-(:mod:`.verify`), keeping one status byte per event. Pass 2 opens the write transaction
-and reads the sources again, storing the events whose status is OK through
-:meth:`SQLiteStore.import_events` (the same rules as every other write). Pass 2 also
-re-hashes what it reads; if a file changed in between, the transaction is rolled back.
+First every bundle is checked up to its hashes and signed manifest (:mod:`.reader`),
+so a damaged or altered file is refused before anything is written. Then one pass
+opens the write transaction and streams the sources through it: worker processes check
+each chunk's events (JSON, shape, id, BIP-340 signature, copy policy) and compute their
+search index words a few chunks ahead (:mod:`.verify`), while this process parses the
+good ones and stores them through :meth:`SQLiteStore.import_events` (the same rules as
+every other write). A bad event (unless ``--salvage``), a count that differs from the
+manifest or a file that changed since it was checked raises inside the transaction,
+which rolls everything back.
 
-Two reads instead of one keep memory flat (a million events are never held at once)
-and keep the write lock short: the hub running on the same database waits only for
-the inserts, not for the signature checks.
+Checking and writing overlap, so an import takes about as long as the slower of the
+two rather than their sum (docs/decisions.md has the measurement); memory stays a few
+chunks whatever the size. The price is that the write lock is held while signatures
+are checked: a hub running on the same database waits for the import to finish.
 """
 
 from __future__ import annotations
@@ -23,12 +27,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..nostr.event import Event, InvalidEvent, parse_event
-from ..nostr.filters import index_words
+from ..nostr.event import Event, parse_event
 from ..store.sqlite import ACCEPTED, DELETED, DUPLICATE, OLDER, SQLiteStore
 from .errors import BundleError
 from .reader import BundleSource, Source, open_sources
-from .verify import OK, Checker, check_chunk, event_lines
+from .verify import OK, Checker, ChunkCheck, check_chunk, event_lines
 
 FORGED_HINT = ("nothing was imported. Import with --salvage to take only the events that "
                "verify on their own")
@@ -60,8 +63,7 @@ class ImportReport:
     reasons: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     blobs_verified: int = 0
-    verify_seconds: float = 0.0
-    write_seconds: float = 0.0
+    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,8 +71,7 @@ class ImportReport:
             "already_present": self.already_present, "superseded": self.superseded,
             "deleted": self.deleted, "rejected": self.rejected, "reasons": self.reasons,
             "skipped": self.skipped, "blobs_verified": self.blobs_verified,
-            "blobs_stored": 0, "verify_seconds": round(self.verify_seconds, 3),
-            "write_seconds": round(self.write_seconds, 3),
+            "blobs_stored": 0, "seconds": round(self.seconds, 3),
         }
 
 
@@ -87,22 +88,24 @@ def _describe(src: Source) -> dict[str, Any]:
     return d
 
 
-def parse_chunk(raw: bytes, statuses: bytes) -> list[Event] | None:
-    """Pass 2, in a worker: the chunk's events that passed pass 1, parsed again and with
-    their search index words; None if the chunk is not what pass 1 saw."""
-    lines = list(event_lines(raw))
-    if len(lines) != len(statuses):
-        return None
-    out: list[Event] = []
-    for line, status in zip(lines, statuses, strict=True):
-        if status == OK:
-            try:
-                ev = parse_event(orjson.loads(line))
-            except (orjson.JSONDecodeError, InvalidEvent):
-                return None
-            ev.words = index_words(ev.content)
-            out.append(ev)
-    return out
+#: An import expected to bring at least this many events, and at least as many as the
+#: store holds, rebuilds the secondary indexes instead of updating them row by row.
+BULK_MIN_EVENTS = 20_000
+
+
+def _is_bulk(sources: list[Source], total: int | None, stored: int) -> bool:
+    """Whether an import is big enough, next to the store, for a sorted index rebuild
+    to beat row-by-row index updates. Without manifest counts (plain dumps) the number
+    of events is estimated from file sizes (~700 bytes per event raw, ~250 compressed);
+    a wrong guess only costs speed."""
+    if total is None:
+        total = 0
+        for src in sources:
+            if isinstance(src, BundleSource):
+                total += sum(p.size for p in src.parts) // 250
+            else:
+                total += src.path.stat().st_size // (250 if src.compressed else 700)
+    return total >= max(BULK_MIN_EVENTS, stored)
 
 
 def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False,
@@ -124,36 +127,43 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
               for s in sources]
     total = sum(t or 0 for t in totals) if all(t is not None for t in totals) else None
 
-    # Pass 1: verify.
-    t0 = time.monotonic()
-    progress.phase("verifying", total)
-    statuses: list[bytearray] = []
-    chunk_sizes: list[list[int]] = []
-    digests: list[str] = []
-    reasons: Counter[str] = Counter()
     checker = Checker(workers, mode)
-    try:
+
+    def refuse(src: Source, where: str, base: int, res: ChunkCheck) -> None:
+        """Fail the import on a bad event, or note what --salvage skips."""
+        if res.examples and not salvage:
+            i, eid, reason = res.examples[0]
+            ident = f" (id {eid})" if eid else ""
+            raise BundleError(where, f"event {base + i + 1}{ident} is refused: {reason}",
+                              ("the bundle holds a forged or damaged event although its "
+                               "manifest is validly signed; " if src.manifest else "")
+                              + FORGED_HINT)
+        for i, eid, reason in res.examples:
+            notes.append(f"{where}: skipped event {base + i + 1}"
+                         f"{f' (id {eid})' if eid else ''}: {reason}")
+
+    def events() -> Iterator[Event]:
+        """Every good event of every source, checked by the workers a few chunks ahead
+        of the writer. Raising here (a bad event, a count that differs from the
+        manifest, a file that changed) rolls the whole import back."""
         for src in sources:
-            st = bytearray()
-            sizes: list[int] = []
             per_part: Counter[int] = Counter()
-            items = (((part, where), (raw, now)) for part, where, raw in src.chunks())
-            for (part, where), res in checker.map(check_chunk, items):
+            items = (((part, where, raw), (raw, now, True)) for part, where, raw in src.chunks())
+            for (part, where, raw), res in checker.map(check_chunk, items):
                 base = per_part[part]
                 per_part[part] += len(res.statuses)
-                if res.examples and not salvage:
-                    i, eid, reason = res.examples[0]
-                    ident = f" (id {eid})" if eid else ""
-                    raise BundleError(where, f"event {base + i + 1}{ident} is refused: {reason}",
-                                      ("the bundle holds a forged or damaged event although its "
-                                       "manifest is validly signed; " if src.manifest else "")
-                                      + FORGED_HINT)
-                for i, eid, reason in res.examples:
-                    notes.append(f"{where}: skipped event {base + i + 1}"
-                                 f"{f' (id {eid})' if eid else ''}: {reason}")
+                refuse(src, where, base, res)
                 reasons.update(res.reasons)
-                st += res.statuses
-                sizes.append(len(res.statuses))
+                report.events += len(res.statuses)
+                report.rejected += len(res.statuses) - res.statuses.count(OK)
+                words = iter(res.words)
+                for line, status in zip(event_lines(raw), res.statuses, strict=True):
+                    if status == OK:
+                        # The worker checked these very bytes; parsing again here is
+                        # cheaper than shipping Event objects back between processes.
+                        ev = parse_event(orjson.loads(line))
+                        ev.words = next(words)
+                        yield ev
                 progress.advance(len(res.statuses))
             labels = ({p.header.part: p.label for p in src.parts if p.header}
                       if isinstance(src, BundleSource) else {})
@@ -163,52 +173,19 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
                                       f"{per_part[part]:,} events where the manifest says "
                                       f"{expect:,}", FORGED_HINT)
             report.blobs_verified += src.verify_blobs()
-            statuses.append(st)
-            chunk_sizes.append(sizes)
-            digests.append(src.digest)
-    except BaseException:
-        checker.close()
-        raise
-    report.verify_seconds = time.monotonic() - t0
-    report.events = sum(len(s) for s in statuses)
-    report.rejected = sum(len(s) - s.count(OK) for s in statuses)
 
-    # Pass 2: write, in one transaction. Workers parse the events again and compute their
-    # search index words (the costliest part of storing one); the main process only
-    # reads, re-hashes and runs the SQL.
-    def changed(src: Source) -> BundleError:
-        return BundleError(src.label, "the file changed while it was being imported; "
-                           "nothing was imported", "run the import again")
-
-    def chunks() -> Iterator[tuple[tuple[int, int], tuple[bytes, bytes]]]:
-        for si, src in enumerate(sources):
-            st, sizes, pos, k = statuses[si], chunk_sizes[si], 0, 0
-            for _, _, raw in src.chunks():
-                if k >= len(sizes):
-                    raise changed(src)
-                yield (si, sizes[k]), (raw, bytes(st[pos:pos + sizes[k]]))
-                pos += sizes[k]
-                k += 1
-            if k != len(sizes) or src.digest != digests[si]:
-                raise changed(src)
-
-    def events() -> Iterator[Event]:
-        for (si, n), parsed in checker.map(parse_chunk, chunks()):
-            if parsed is None:
-                raise changed(sources[si])
-            yield from parsed
-            progress.advance(n)
-
-    t1 = time.monotonic()
-    progress.phase("writing", report.events)
+    t0 = time.monotonic()
+    progress.phase("importing", total)
     if on_write is not None:
         on_write(report)
+    reasons: Counter[str] = Counter()
     try:
         checker.start()  # the workers exist before the write transaction begins
-        results = store.import_events(events(), now)
+        results = store.import_events(events(), now,
+                                      bulk=_is_bulk(sources, total, store.event_count))
     finally:
         checker.close()
-    report.write_seconds = time.monotonic() - t1
+    report.seconds = time.monotonic() - t0
     for res, n in results.items():
         if res == ACCEPTED:
             report.imported += n

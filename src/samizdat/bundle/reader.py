@@ -273,12 +273,16 @@ class BundleSource:
     # --- reading events ---------------------------------------------------------------------
 
     def chunks(self) -> Iterator[tuple[int, str, bytes]]:
-        """(part, where, JSON lines) per events frame, in part order; afterwards
-        ``self.digest`` is the sha256 of every frame read, to compare between passes."""
+        """(part, where, JSON lines) per events frame, in part order.
+
+        The frames are hashed again as they are read: if a part's events differ from what
+        was checked against the signed manifest (the file changed since), this raises
+        after its last frame, which rolls back an import in progress."""
         dctx = _decompressor()
-        digest = hashlib.sha256()
         for p in self.parts:
+            assert p.header is not None
             where = f"{p.label}, events section"
+            digest = hashlib.sha256()
             with p.path.open("rb") as fh:
                 for k, frame in enumerate(p.events, 1):
                     try:
@@ -290,7 +294,10 @@ class BundleSource:
                     raw = self._decompress(dctx, data, frame, f"{where}, frame {k}")
                     if raw is not None:
                         yield p.header.part, where, raw
-        self.digest = digest.hexdigest()
+            if (self.manifest is not None and not self.salvage
+                    and digest.hexdigest() != self.manifest.parts[p.header.part - 1].events_sha256):
+                raise BundleError(where, "the file changed while it was being imported; "
+                                  "nothing was imported", "run the import again")
 
     def _decompress(self, dctx: zstandard.ZstdDecompressor, data: bytes, frame: Frame,
                     where: str) -> bytes | None:
@@ -363,17 +370,15 @@ class BundleSource:
 
 
 class _CountingReader:
-    """File wrapper that hashes and counts what the decompressor reads."""
+    """File wrapper that counts what the decompressor reads (for the bomb check)."""
 
     def __init__(self, fh: BinaryIO):
         self.fh = fh
         self.count = 0
-        self.sha = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
         data = self.fh.read(n)
         self.count += len(data)
-        self.sha.update(data)
         return data
 
 
@@ -396,7 +401,7 @@ class DumpSource:
         return {}
 
     def chunks(self) -> Iterator[tuple[int, str, bytes]]:
-        """(0, where, JSON lines) in slices of about 4 MiB; then ``self.digest``."""
+        """(0, where, JSON lines) in slices of about 4 MiB."""
         where = str(self.path)
         with self.path.open("rb") as fh:
             src = _CountingReader(fh)
@@ -431,7 +436,6 @@ class DumpSource:
                     yield 0, where, buf[:cut]
             if carry.strip():
                 yield 0, where, carry + b"\n"
-        self.digest = src.sha.hexdigest()
 
     def verify_blobs(self) -> int:
         return 0

@@ -26,6 +26,7 @@ import orjson
 from coincurve import PublicKeyXOnly
 
 from ..nostr.event import InvalidEvent, parse_event
+from ..nostr.filters import index_words
 from ..nostr.policy import sync_refusal
 
 OK, INVALID, REFUSED = 0, 1, 2
@@ -60,17 +61,22 @@ class ChunkCheck:
     reasons: dict[str, int] = field(default_factory=dict)
     #: (index of the event within the chunk, event id or "", reason) for the first few.
     examples: list[tuple[int, str, str]] = field(default_factory=list)
+    #: With ``words=True``: the search index words of each OK event, in order. Computing
+    #: them is the costliest Python step of storing an event, so the workers do it.
+    words: list[str] = field(default_factory=list)
 
     @property
     def invalid(self) -> int:
         return self.statuses.count(INVALID)
 
 
-def check_chunk(raw: bytes, now: int) -> ChunkCheck:
-    """Status of every event line in ``raw`` (see :func:`event_lines`)."""
+def check_chunk(raw: bytes, now: int, words: bool = False) -> ChunkCheck:
+    """Status of every event line in ``raw`` (see :func:`event_lines`), and with
+    ``words`` the search index words of the good ones."""
     statuses = bytearray()
     reasons: Counter[str] = Counter()
     examples: list[tuple[int, str, str]] = []
+    index: list[str] = []
     for i, line in enumerate(event_lines(raw)):
         eid = ""
         try:
@@ -89,12 +95,14 @@ def check_chunk(raw: bytes, now: int) -> ChunkCheck:
                 reasons[refusal] += 1
                 continue
             statuses.append(OK)
+            if words:
+                index.append(index_words(ev.content))
         except InvalidEvent as exc:
             statuses.append(INVALID)
             reasons[str(exc)] += 1
             if len(examples) < MAX_EXAMPLES:
                 examples.append((i, eid, str(exc)))
-    return ChunkCheck(bytes(statuses), dict(reasons), examples)
+    return ChunkCheck(bytes(statuses), dict(reasons), examples, index)
 
 
 def default_workers() -> int:

@@ -148,24 +148,37 @@ _ASCII_WORD = re.compile(r"[a-z0-9]+")
 _WORD_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Co"})
 
 
+class _WordTable(dict):
+    """A ``str.translate`` table, filled as characters are met: word characters map to
+    themselves, combining marks to nothing (dropped without ending the word), everything
+    else to a space. After the first sighting of a character the lookup runs in C,
+    which makes non-Latin text about five times faster to tokenise than a Python loop
+    over ``unicodedata.category``; the table stays as small as the alphabets seen.
+    """
+
+    def __missing__(self, code: int) -> int | str | None:
+        cat = unicodedata.category(chr(code))
+        out: int | str | None
+        if cat in _WORD_CATEGORIES:
+            out = code
+        elif cat[0] == "M":
+            out = None
+        else:
+            out = " "
+        if len(self) < 200_000:
+            self[code] = out
+        return out
+
+
+_TABLE = _WordTable()
+
+
 def search_tokens(text: str) -> list[str]:
     """The normalised words of ``text`` (see the comment above)."""
     if text.isascii():
         return _ASCII_WORD.findall(text.lower())
-    tokens: list[str] = []
-    cur: list[str] = []
-    for ch in unicodedata.normalize("NFKD", text.casefold()):
-        cat = unicodedata.category(ch)
-        if cat in _WORD_CATEGORIES:
-            cur.append(ch)
-        elif cat[0] == "M":
-            continue  # combining mark: dropped, and it does not end the word
-        elif cur:
-            tokens.append("".join(cur).casefold())
-            cur = []
-    if cur:
-        tokens.append("".join(cur).casefold())
-    return tokens
+    # Case folding is per character, so folding the joined words equals folding each.
+    return unicodedata.normalize("NFKD", text.casefold()).translate(_TABLE).casefold().split()
 
 
 def index_words(content: str) -> str:

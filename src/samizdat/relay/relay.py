@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from coincurve import PrivateKey
 
 from ..config import Config
 from ..nostr import messages as m
-from ..nostr.event import Event
+from ..nostr.event import Event, parse_event
 from ..nostr.keys import pubkey_of
 from ..nostr.policy import sync_refusal
 from ..store.service import StoreService
@@ -22,6 +23,8 @@ from ..store.sqlite import SaveResult, SQLiteStore
 from .connection import Connection, Subscription, normalise_url_host
 from .ingest import Verifier
 from .ratelimit import PerIP
+
+log = logging.getLogger(__name__)
 
 
 class Relay:
@@ -55,6 +58,7 @@ class Relay:
         self.stats: Counter[str] = Counter()
         self.listeners: list[Callable[[Event, object | None], None]] = []
         self.peers: Any = None  # sync.peers.PeerManager when peers are configured
+        self.access: Any = None  # lan.Access: addresses, URLs, TLS fingerprint (set by hub.py)
 
     # --- connections --------------------------------------------------------------------------
 
@@ -116,6 +120,28 @@ class Relay:
         self.verifier.submit(ev, verified)
         return await fut
 
+    async def pass_on_outside_writes(self, interval: float = 2.0, limit: int = 5000) -> None:
+        """Forever: hand events that another process stored (``samizdat import`` while the
+        hub runs) to live subscribers and peer links, as if they had just arrived. A very
+        large import is not replayed live; clients see it when they query and peers when
+        they reconcile."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                rows = await self.store.outside_writes(limit)
+            except Exception:  # logged on the writer thread; try again next round
+                continue
+            if rows is None:
+                log.info("more than %d events were imported by another process: not passed "
+                         "on live (clients and peers catch up by querying and syncing)", limit)
+                continue
+            for i, js in enumerate(rows):
+                ev = parse_event(orjson.loads(js))
+                self.stats["events_imported"] += 1
+                self.broadcast(ev, js)
+                if i % 500 == 499:
+                    await asyncio.sleep(0)
+
     def broadcast(self, ev: Event, js: str | None, origin: object | None = None) -> None:
         """Send a newly accepted event to every live subscription it matches, and tell the
         listeners (peer links) about it."""
@@ -147,6 +173,7 @@ class Relay:
             "events_synced_since_start": self.stats["events_synced"],
             "write_transactions_since_start": self.store.batches,
             "peers": self.peers.status() if self.peers is not None else [],
+            "access": self.access.refresh().as_dict() if self.access is not None else None,
         }
 
     def close(self) -> None:

@@ -18,10 +18,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from ..nostr.event import Event
 from ..nostr.filters import Filter
 from .sqlite import FAILED, SaveResult, SQLiteStore
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class StoreService:
         self._cv = threading.Condition()
         self._hi: deque[tuple[Event, SaveCallback]] = deque()  # clients with little in flight
         self._lo: deque[tuple[Event, SaveCallback]] = deque()  # bulk and busy clients
-        self._purges: list[Callable] = []
+        self._jobs: list[tuple[Callable, Callable, Callable]] = []
         self._stopping = False
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="store-read")
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -69,19 +72,30 @@ class StoreService:
         return await fut
 
     async def purge_expired(self) -> int:
+        try:
+            return await self.on_writer(self.store.purge_expired)
+        except Exception:  # logged by the writer; the next round tries again
+            return 0
+
+    async def outside_writes(self, limit: int) -> list[str] | None:
+        """See :meth:`SQLiteStore.outside_writes`."""
+        return await self.on_writer(lambda: self.store.outside_writes(limit))
+
+    async def on_writer(self, job: Callable[[], T]) -> T:
+        """Run ``job`` on the writer thread, between two write transactions."""
         fut = self.loop.create_future()
         with self._cv:
-            self._purges.append(fut.set_result)
+            self._jobs.append((job, fut.set_result, fut.set_exception))
             self._cv.notify()
         return await fut
 
-    def _next_batch(self) -> tuple[list[tuple[Event, SaveCallback]], list[Callable]] | None:
+    def _next_batch(self) -> tuple[list[tuple[Event, SaveCallback]], list[tuple]] | None:
         with self._cv:
-            while not (self._hi or self._lo or self._purges or self._stopping):
+            while not (self._hi or self._lo or self._jobs or self._stopping):
                 self._cv.wait()
-            if not (self._hi or self._lo or self._purges):
+            if not (self._hi or self._lo or self._jobs):
                 return None  # stopping, and everything queued is written
-            purges, self._purges = self._purges, []
+            jobs, self._jobs = self._jobs, []
             batch: list[tuple[Event, SaveCallback]] = []
             while self._hi and len(batch) < self.max_batch:
                 batch.append(self._hi.popleft())
@@ -91,12 +105,12 @@ class StoreService:
             while self._lo and room > 0:
                 batch.append(self._lo.popleft())
                 room -= 1
-            return batch, purges
+            return batch, jobs
 
     def _run(self) -> None:
         store = self.store
         while (work := self._next_batch()) is not None:
-            batch, purges = work
+            batch, jobs = work
             if batch:
                 try:
                     results = store.save_many([ev for ev, _ in batch], int(time.time()))
@@ -106,13 +120,12 @@ class StoreService:
                     results = [FAILED] * len(batch)
                 self.batches += 1
                 self._deliver([cb for _, cb in batch], results)
-            for done in purges:
+            for job, done, failed in jobs:
                 try:
-                    n = store.purge_expired()
-                except Exception:
-                    log.exception("purging expired events failed")
-                    n = 0
-                self._deliver([done], [n])
+                    self._deliver([done], [job()])
+                except Exception as exc:
+                    log.exception("a store job failed")
+                    self._deliver([failed], [exc])
 
     def _deliver(self, callbacks: list[Callable], results: list) -> None:
         def run() -> None:

@@ -35,6 +35,21 @@ SCHEMA_VERSION = 1
 # longer ones go as one JSON array.
 SMALL_LIST = 20
 
+#: Indexes an import of many events drops and builds again at the end, inside its
+#: transaction: one sorted build is far cheaper than a million random insertions
+#: (docs/decisions.md). The write rules themselves never use these (replacement uses
+#: events_pubkey_kind and events_address, duplicates the id), so they stay.
+BULK_INDEXES = {
+    "events_time": "CREATE INDEX events_time ON events(created_at, id, expires_at)",
+    "events_pubkey": "CREATE INDEX events_pubkey ON events(pubkey, created_at)",
+    "events_kind": "CREATE INDEX events_kind ON events(kind, created_at)",
+    "tags_lookup": "CREATE INDEX tags_lookup ON tags(name, value, created_at)",
+}
+WRITER_CACHE = -32000
+#: Page cache of the writer during an import (KiB): the id index and the FTS segments
+#: being merged stay in memory. Given back afterwards.
+IMPORT_CACHE_KIB = 256 * 1024
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events(
@@ -110,7 +125,7 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                            timeout=30)
     conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA cache_size=-32000")  # 32 MB page cache per connection
+    conn.execute(f"PRAGMA cache_size={WRITER_CACHE}")  # 32 MB page cache per connection
     conn.execute("PRAGMA temp_store=MEMORY")
     if readonly:
         conn.execute("PRAGMA query_only=ON")
@@ -152,6 +167,12 @@ class SQLiteStore:
             ) from exc
         self.event_count = self._w.execute("SELECT count(*) FROM events").fetchone()[0]
         self._delta = 0
+        # Commits by other processes (``samizdat import`` while the hub runs): SQLite's
+        # data_version changes only for them, and rowids only grow, so the rows they added
+        # are those above the highest rid this connection knew of.
+        self._data_version = self._data_version_now()
+        self._known_rid = self._max_rid()
+        self._outside: list[tuple[int, int]] = []  # rid ranges (low, high] written elsewhere
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -197,6 +218,7 @@ class SQLiteStore:
         self._delta = 0  # change in event_count, applied only if the commit succeeds
         w.execute("BEGIN IMMEDIATE")
         try:
+            self._note_outside_writes()
             results = body()
             w.execute("COMMIT")
         except BaseException:
@@ -204,7 +226,49 @@ class SQLiteStore:
                 w.execute("ROLLBACK")
             raise
         self.event_count += self._delta
+        self._known_rid = self._max_rid()
         return results
+
+    def _data_version_now(self) -> int:
+        return self._w.execute("PRAGMA data_version").fetchone()[0]
+
+    def _max_rid(self) -> int:
+        return self._w.execute("SELECT coalesce(max(rid), 0) FROM events").fetchone()[0]
+
+    def _note_outside_writes(self) -> bool:
+        """Record the rows another process committed since we last looked (writer
+        thread). Returns whether there were any commits from elsewhere."""
+        version = self._data_version_now()
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        top = self._max_rid()
+        if top > self._known_rid:
+            self._outside.append((self._known_rid, top))
+        self._known_rid = top
+        self.event_count = self._w.execute("SELECT count(*) FROM events").fetchone()[0]
+        self._delta = 0
+        return True
+
+    def outside_writes(self, limit: int) -> list[str] | None:
+        """JSON of the events other processes added since the last call, oldest first
+        (writer thread), so a running hub can pass an import on to its live subscribers
+        and peers; ``None`` when there were more than ``limit`` (clients then catch up by
+        querying, peers by reconciling). Also brings ``event_count`` up to date."""
+        self._note_outside_writes()
+        ranges, self._outside = self._outside, []
+        if not ranges:
+            return []
+        if sum(high - low for low, high in ranges) > 2 * limit:
+            return None
+        out: list[str] = []
+        for low, high in ranges:
+            out += [r[0] for r in self._w.execute(
+                "SELECT json FROM events WHERE rid>? AND rid<=? ORDER BY rid LIMIT ?",
+                (low, high, limit + 1 - len(out)))]
+            if len(out) > limit:
+                return None
+        return out
 
     def _save_each(self, events: list[Event], now: int) -> list[SaveResult]:
         w = self._w
@@ -631,21 +695,28 @@ class SQLiteStore:
         finally:
             cur.close()
 
-    def import_events(self, events: Iterable[Event], now: int | None = None
-                      ) -> Counter[SaveResult]:
+    def import_events(self, events: Iterable[Event], now: int | None = None,
+                      bulk: bool = False) -> Counter[SaveResult]:
         """Store a stream of already verified events in ONE transaction: all or nothing.
 
         The rules are :meth:`save_many`'s (duplicates, NIP-01 replacement, NIP-09, NIP-40),
         through the same code (its bulk path, 2,000 events at a time). Unlike
         ``save_many`` there is no retry event by event: any SQLite error undoes the whole
-        import, which is what a bundle import promises. ``events`` is consumed lazily inside the transaction, so a million-event
-        bundle is never held as a million Event objects; if the iterator raises (the file
-        changed between verification and writing), everything is rolled back. Returns how
-        many events got each :class:`SaveResult`.
+        import, which is what a bundle import promises. ``events`` is consumed lazily
+        inside the transaction, so a million-event bundle is never held as a million Event
+        objects; if the iterator raises (a forged event, a file that changed), everything
+        is rolled back. With ``bulk`` (the caller expects about as many events as the
+        store holds, or more) the :data:`BULK_INDEXES` are dropped and built again before
+        the commit; readers keep seeing the old snapshot with its indexes meanwhile.
+        Returns how many events got each :class:`SaveResult`.
         """
         now = int(time.time()) if now is None else now
+        w = self._w
 
         def body() -> Counter[SaveResult]:
+            if bulk:
+                for name in BULK_INDEXES:
+                    w.execute(f"DROP INDEX IF EXISTS {name}")
             results: Counter[SaveResult] = Counter()
             batch: list[Event] = []
             for ev in events:
@@ -655,6 +726,13 @@ class SQLiteStore:
                     batch = []
             if batch:
                 results.update(self._save_bulk(batch, now))
+            if bulk:
+                for sql in BULK_INDEXES.values():
+                    w.execute(sql)
             return results
 
-        return self._transaction(body)
+        w.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+        try:
+            return self._transaction(body)
+        finally:
+            w.execute(f"PRAGMA cache_size={WRITER_CACHE}")
