@@ -170,6 +170,7 @@ def run_case(n: int, shape: str, evs: list[Event], tmp: Path) -> dict:
             str(port),
             "--config",
             str(cfg),
+            "--no-https",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -71,6 +71,7 @@ class HubHandle:
 def start_hub(data_dir: Path, config_file: Path | None = None, **overrides: Any) -> HubHandle:
     """Start a hub in a background thread on a free port and wait until it listens."""
     overrides.setdefault("server.port", 0)
+    overrides.setdefault("server.https_port", 0)  # HTTPS too on a free port (wins over the file)
     cfg = load_config(config_file, data_dir=str(data_dir), **overrides)
     key = load_or_create_hub_key(cfg.data_dir)
     ready = threading.Event()
@@ -191,7 +192,7 @@ class HubProcess:
         self.port = port or free_port()
         self.data_dir = data_dir
         cmd = [sys.executable, "-m", "samizdat.cli", "serve", "--data", str(data_dir),
-               "--port", str(self.port), *extra]
+               "--port", str(self.port), "--https-port", "0", *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 30

@@ -8,10 +8,13 @@ leave a hub open).
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+_MIME_PATTERN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)")
 
 
 class ConfigError(ValueError):
@@ -26,6 +29,19 @@ class ServerConfig:
     public_urls: list[str] = field(default_factory=list)
     # permessage-deflate costs CPU on every frame; see docs/decisions.md.
     websocket_compression: bool = False
+    # HTTPS: the same app on a second port (0 = any free port), with a self-signed
+    # certificate made on first run in the data dir unless tls_cert/tls_key name the
+    # operator's own PEM files. See docs/configuration.md.
+    https: bool = True
+    https_port: int = 7448
+    tls_cert: str = ""
+    tls_key: str = ""
+    # The web app's URL for the QR code and the poster; empty: http:// on the first LAN address.
+    public_url: str = ""
+    # Printed on the poster (/poster). The password only if set: then the poster also
+    # carries a QR code that joins the network.
+    wifi_name: str = ""
+    wifi_password: str = ""
 
 
 @dataclass
@@ -105,6 +121,55 @@ class SyncConfig:
 
 
 @dataclass
+class BlobsConfig:
+    """Blossom media store (BUD-01/02/04/06/11/12) on the hub's port; blobs live in
+    ``DATA/blobs/``, their index in ``DATA/blobs.sqlite3``."""
+
+    enabled: bool = True
+    # Largest blob accepted by upload or mirror, in bytes.
+    max_size: int = 100 * 1024 * 1024
+    # MIME types accepted; ``type/*`` matches a whole family except image/svg+xml (SVG can
+    # carry script: list it by its full name to allow it).
+    allowed_types: list[str] = field(
+        default_factory=lambda: ["image/*", "video/*", "audio/*", "application/pdf"]
+    )
+    # When auth.allowed_pubkeys is set, only those keys may upload and mirror.
+    restrict_to_allowed_pubkeys: bool = True
+    # GET /list/<pubkey> only with a `list` token signed by that pubkey.
+    list_requires_auth: bool = False
+    # Seconds an authorization token's created_at may lie ahead of the hub's clock.
+    auth_clock_skew: int = 120
+    # PUT /mirror: 0 turns mirroring off.
+    mirror_max_size: int = 100 * 1024 * 1024
+    mirror_timeout: float = 60.0
+
+
+@dataclass
+class ReceiptsConfig:
+    """Hub receipts: every ``interval_minutes`` a kind-3041 event signed with the hub key
+    commits to the ids stored since the last one (docs/report-format.md)."""
+
+    enabled: bool = True
+    # Minutes per receipt window (a fraction is allowed; at least 1 second).
+    interval_minutes: float = 10.0
+    # The hub's declared place as a geohash (at most 6 characters), public in every
+    # receipt; "" declares none.
+    place: str = ""
+    # NIP-03: submit receipts to OpenTimestamps calendars when the hub is online.
+    opentimestamps: bool = False
+    ots_calendars: list[str] = field(default_factory=lambda: [
+        "https://alice.btc.calendar.opentimestamps.org",
+        "https://bob.btc.calendar.opentimestamps.org",
+        "https://finney.calendar.eternitywall.com",
+        "https://btc.calendar.catallaxy.com",
+    ])
+
+    @property
+    def interval_seconds(self) -> int:
+        return max(1, round(self.interval_minutes * 60))
+
+
+@dataclass
 class Config:
     data_dir: Path = Path("data")
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -114,6 +179,8 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    blobs: BlobsConfig = field(default_factory=BlobsConfig)
+    receipts: ReceiptsConfig = field(default_factory=ReceiptsConfig)
 
     @property
     def db_path(self) -> Path:
@@ -175,6 +242,40 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     for url in cfg.sync.peers:
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"sync.peers: {url!r} must be a ws:// or wss:// URL")
+    for mime in cfg.blobs.allowed_types:
+        if not isinstance(mime, str) or not _MIME_PATTERN.fullmatch(mime):
+            raise ConfigError(f"blobs.allowed_types: {mime!r} is not a MIME type like "
+                              '"image/jpeg" or "image/*" (lowercase)')
+    _check_receipts(cfg.receipts)
     if not 0 <= cfg.server.port < 65536:
         raise ConfigError("server.port must be between 0 (any free port) and 65535")
+    _check_https(cfg.server)
     return cfg
+
+
+def _check_https(srv: ServerConfig) -> None:
+    if not 0 <= srv.https_port < 65536:
+        raise ConfigError("server.https_port must be between 0 (any free port) and 65535")
+    if srv.https and srv.https_port and srv.https_port == srv.port:
+        raise ConfigError(f"server.https_port {srv.https_port} is also server.port; choose "
+                          "another one (--https-port) or turn HTTPS off (--no-https)")
+    if bool(srv.tls_cert) != bool(srv.tls_key):
+        raise ConfigError("server.tls_cert and server.tls_key go together: set both (your own "
+                          "certificate and its key) or neither (the hub makes its own)")
+    if srv.public_url and not srv.public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"server.public_url: {srv.public_url!r} must start with http:// "
+                          "or https://")
+
+
+def _check_receipts(rc: ReceiptsConfig) -> None:
+    from .receipts.receipt import check_place
+
+    if rc.interval_minutes <= 0:
+        raise ConfigError("receipts.interval_minutes must be more than 0 (10 = a receipt "
+                          "every ten minutes)")
+    why = check_place(rc.place)
+    if why is not None:
+        raise ConfigError(f"receipts.place: {why}")
+    for url in rc.ots_calendars:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"receipts.ots_calendars: {url!r} must be an http(s):// URL")

@@ -16,6 +16,7 @@ from coincurve import PrivateKey
 from ..nostr.filters import Filter
 from ..store.sqlite import SQLiteStore
 from .importer import Progress, _Quiet
+from .media import media_of_json
 from .state import HubState
 from .writer import BundleWriter
 
@@ -70,10 +71,13 @@ def _prefetch(rows: Callable[[], Iterator[tuple[int, bytes, bytes]]]
 def export_bundle(store: SQLiteStore, path: Path, key: PrivateKey, *, flt: Filter,
                   filter_json: Any = None, state: HubState | None = None,
                   max_part_size: int | None = None, progress: Progress | None = None,
-                  now: int | None = None) -> dict[str, Any]:
+                  now: int | None = None, blobs: Any = None) -> dict[str, Any]:
     """Write the events matching ``flt`` (minus those ``state`` says the destination has).
 
     NIP-70 protected events are left out: only their author may publish them elsewhere.
+    With ``blobs`` (the hub's :class:`~samizdat.blobs.store.BlobStore`) the media the
+    written events name follow them, after all events, so a carrier whose stick fills up
+    has the text first.
     """
     progress = progress or _Quiet()
     now = int(time.time()) if now is None else now
@@ -82,6 +86,7 @@ def export_bundle(store: SQLiteStore, path: Path, key: PrivateKey, *, flt: Filte
     selection = {"filter": filter_json, "since": flt.since,
                  "for": state.describe() if state else None}
     protected = present = 0
+    wanted: dict[str, None] = {}  # blobs named by written events, in order
     with BundleWriter(path, key, max_part_size=max_part_size, selection=selection) as writer:
         for batch in _prefetch(lambda: store.export_rows(flt, now)):
             if state is None:
@@ -94,8 +99,22 @@ def export_bundle(store: SQLiteStore, path: Path, key: PrivateKey, *, flt: Filte
                 lines = [js for eid, js in keep if not state.contains(eid)]
                 present += len(keep) - len(lines)
             writer.add_many(lines, batch[0][0], batch[-1][0])
+            if blobs is not None:
+                for js in lines:
+                    for sha, _ in media_of_json(js):
+                        wanted.setdefault(sha, None)
             progress.advance(len(batch))
+        missing = 0
+        for sha in wanted:
+            opened = blobs.open(sha) if blobs is not None else None
+            if opened is None:
+                missing += 1
+                continue
+            record, fh = opened
+            with fh:
+                writer.add_blob_file(fh, sha, record.size)
         summary = writer.close()
+    summary["blobs_missing"] = missing
     seconds = time.monotonic() - t0
     summary.update(skipped_protected=protected, skipped_present=present,
                    seconds=round(seconds, 3),

@@ -30,6 +30,7 @@ import orjson
 from ..nostr.event import Event, parse_event
 from ..store.sqlite import ACCEPTED, DELETED, DUPLICATE, OLDER, SQLiteStore
 from .errors import BundleError
+from .media import FILE_METADATA, MediaRefs, StoreSink
 from .reader import BundleSource, Source, open_sources
 from .verify import OK, Checker, ChunkCheck, check_chunk, event_lines
 
@@ -63,6 +64,8 @@ class ImportReport:
     reasons: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     blobs_verified: int = 0
+    blobs_stored: int = 0
+    blobs_present: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,7 +74,8 @@ class ImportReport:
             "already_present": self.already_present, "superseded": self.superseded,
             "deleted": self.deleted, "rejected": self.rejected, "reasons": self.reasons,
             "skipped": self.skipped, "blobs_verified": self.blobs_verified,
-            "blobs_stored": 0, "seconds": round(self.seconds, 3),
+            "blobs_stored": self.blobs_stored, "blobs_present": self.blobs_present,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -108,10 +112,37 @@ def _is_bulk(sources: list[Source], total: int | None, stored: int) -> bool:
     return total >= max(BULK_MIN_EVENTS, stored)
 
 
+def _store_blobs(sources: list[Source], blobs: BlobRules, refs: MediaRefs,
+                 report: ImportReport) -> None:
+    """After the events are committed: the bundles' blobs into the media store. They were
+    verified before the commit; a problem now (the file changed) leaves the events
+    imported and says which media did not follow."""
+    for src in sources:
+        if not isinstance(src, BundleSource):
+            continue
+        sink = StoreSink(blobs.store, refs, blobs.allowed_types, blobs.max_size, src.hub)
+        try:
+            src.verify_blobs(sink)
+        except BundleError as exc:
+            report.skipped.append(f"media not stored: {exc}; import the bundle again")
+        report.blobs_stored += sink.stored
+        report.blobs_present += sink.present
+        report.skipped += sink.skipped
+
+
+@dataclass
+class BlobRules:
+    """Where imported media goes and what the hub accepts (its ``[blobs]`` settings)."""
+
+    store: Any  # samizdat.blobs.store.BlobStore
+    allowed_types: list[str]
+    max_size: int
+
+
 def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False,
                  workers: int | None = None, mode: str = "process",
                  progress: Progress | None = None, now: int | None = None,
-                 on_write: Any = None) -> ImportReport:
+                 on_write: Any = None, blobs: BlobRules | None = None) -> ImportReport:
     """Verify and import ``paths`` (bundle parts and JSONL dumps) in one transaction.
 
     Raises :class:`BundleError` (nothing imported) unless every check passes, or with
@@ -163,6 +194,8 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
                         # cheaper than shipping Event objects back between processes.
                         ev = parse_event(orjson.loads(line))
                         ev.words = next(words)
+                        if b"imeta" in line or ev.kind == FILE_METADATA:
+                            refs.add(ev.pubkey, ev.kind, ev.tags)
                         yield ev
                 progress.advance(len(res.statuses))
             labels = ({p.header.part: p.label for p in src.parts if p.header}
@@ -179,12 +212,16 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
     if on_write is not None:
         on_write(report)
     reasons: Counter[str] = Counter()
+    refs = MediaRefs()
     try:
         checker.start()  # the workers exist before the write transaction begins
         results = store.import_events(events(), now,
                                       bulk=_is_bulk(sources, total, store.event_count))
     finally:
         checker.close()
+    report.skipped = notes
+    if blobs is not None:
+        _store_blobs(sources, blobs, refs, report)
     report.seconds = time.monotonic() - t0
     for res, n in results.items():
         if res == ACCEPTED:
@@ -199,5 +236,4 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
             report.rejected += n
             reasons[res.message] += n
     report.reasons = dict(reasons)
-    report.skipped = notes
     return report

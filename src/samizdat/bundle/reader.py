@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 import zstandard
@@ -318,38 +318,55 @@ class BundleSource:
         self.notes.append(f"{where}: {problem}; skipped its events")
         return None
 
-    def verify_blobs(self) -> int:
+    def verify_blobs(self, sink: Any = None) -> int:
         """Check every blob's chunks and sha256; returns how many verified.
 
-        Nothing is stored: this samizdat has no media store yet (the slot is in the
-        format so that bundles made by later versions still import their events here).
+        With a ``sink`` (:class:`~samizdat.bundle.media.StoreSink`) the blobs are also
+        written into the media store as they are checked; one that fails its hash is
+        discarded, never made visible.
         """
         ok = 0
-        for p in self.parts:
-            current: tuple[bytes, int] | None = None
-            h = None
-            expect = 0
-            with p.path.open("rb") as fh:
-                for frame in p.blobs:
-                    if not 12 + 48 <= frame.length <= 12 + 48 + fmt.MAX_BLOB_CHUNK:
-                        self._blob_problem(p, "a blob frame has a bad size")
-                        break
-                    body = read_frame(fh, frame)[12:]
-                    digest, total, offset = body[:32], *struct.unpack("<QQ", body[32:48])
-                    if current is None or current[0] != digest:
-                        h, current, expect = hashlib.sha256(), (digest, total), 0
-                    if offset != expect or offset + len(body) - 48 > total:
-                        self._blob_problem(p, f"blob {digest.hex()} has chunks out of order")
-                        break
-                    h.update(body[48:])
-                    expect = offset + len(body) - 48
-                    if expect == total:
-                        if h.digest() != digest:
-                            self._blob_problem(p, f"blob {digest.hex()} does not match its "
-                                               "sha256")
-                        else:
-                            ok += 1
-                        current = None
+        # A blob may continue from one part into the next: the state runs across parts.
+        current: tuple[bytes, int] | None = None
+        h = None
+        tmp = None
+        expect = 0
+        try:
+            for p in self.parts:
+                with p.path.open("rb") as fh:
+                    for frame in p.blobs:
+                        if not 12 + 48 <= frame.length <= 12 + 48 + fmt.MAX_BLOB_CHUNK:
+                            self._blob_problem(p, "a blob frame has a bad size")
+                            break
+                        body = read_frame(fh, frame)[12:]
+                        digest, total, offset = body[:32], *struct.unpack("<QQ", body[32:48])
+                        if current is None or current[0] != digest:
+                            if tmp is not None:
+                                tmp.discard()
+                            h, current, expect = hashlib.sha256(), (digest, total), 0
+                            tmp = sink.open(digest.hex(), total) if sink is not None else None
+                        if offset != expect or offset + len(body) - 48 > total:
+                            self._blob_problem(p, f"blob {digest.hex()} has chunks out of order")
+                            break
+                        h.update(body[48:])
+                        if tmp is not None:
+                            tmp.write([body[48:]])
+                        expect = offset + len(body) - 48
+                        if expect == total:
+                            if h.digest() != digest:
+                                self._blob_problem(p, f"blob {digest.hex()} does not match its "
+                                                   "sha256")
+                            else:
+                                ok += 1
+                                if tmp is not None:
+                                    sink.done(digest.hex(), tmp)
+                                    tmp = None
+                            current = None
+            if current is not None:
+                self._blob_problem(self.parts[-1], f"blob {current[0].hex()} is incomplete")
+        finally:
+            if tmp is not None:
+                tmp.discard()
         self.blobs_verified = ok
         return ok
 
@@ -437,8 +454,8 @@ class DumpSource:
             if carry.strip():
                 yield 0, where, carry + b"\n"
 
-    def verify_blobs(self) -> int:
-        return 0
+    def verify_blobs(self, sink: Any = None) -> int:
+        return 0  # a plain dump carries no media
 
 
 # --- opening ------------------------------------------------------------------------------

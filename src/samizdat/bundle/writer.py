@@ -189,30 +189,48 @@ class BundleWriter:
                     comp = _compress(raw)
             self._new_part()
 
-    # --- blobs (slot for the media store; nothing calls this yet) ----------------------------
+    # --- blobs ------------------------------------------------------------------------------
 
     def add_blob(self, data: bytes) -> str:
         """Add one media blob by content; returns its sha256. Call after every event."""
+        import io
+
+        digest = hashlib.sha256(data).hexdigest()
+        self.add_blob_file(io.BytesIO(data), digest, len(data))
+        return digest
+
+    def add_blob_file(self, fh: BinaryIO, sha256: str, size: int) -> None:
+        """Stream one stored blob of ``size`` bytes from ``fh`` into the bundle, chunk by
+        chunk (never whole in memory). Its bytes are hashed on the way: a blob that does
+        not match ``sha256`` (a damaged disk) raises rather than travel."""
         self._flush_events()
-        digest = hashlib.sha256(data).digest()
+        digest = bytes.fromhex(sha256)
+        check = hashlib.sha256()
         offset = 0
-        while offset < len(data) or offset == 0:
+        while offset < size or offset == 0:
             room = self._room() - 8 - 4 - 48
             if room < 1024 and not self.parts[-1].empty:
                 self._new_part()
                 continue
-            n = min(len(data) - offset, fmt.MAX_BLOB_CHUNK, max(room, 1))
-            body = digest + struct.pack("<QQ", len(data), offset) + data[offset:offset + n]
+            n = min(size - offset, fmt.MAX_BLOB_CHUNK, max(room, 1))
+            chunk = fh.read(n)
+            if len(chunk) != n:
+                raise BundleError("", f"blob {sha256} is shorter than its {size:,} bytes",
+                                  "the media store is damaged; run the export with --no-blobs")
+            check.update(chunk)
+            body = digest + struct.pack("<QQ", size, offset) + chunk
             frame = skippable(fmt.TAG_BLOB, body)
             part = self.parts[-1]
             self._write(part, frame)
             part.blobs.update(frame)
             part.blobs_bytes += len(frame)
             offset += n
-            if not data:
+            if not size:
                 break
-        self.blobs.append(fmt.BlobRecord(digest.hex(), len(data)))
-        return digest.hex()
+        if check.digest() != digest:
+            raise BundleError("", f"blob {sha256} does not match its sha256 on this disk",
+                              "the media store is damaged; run the export with --no-blobs")
+        self.blobs.append(fmt.BlobRecord(sha256, size))
 
     def _flush_events(self) -> None:
         if self._buf:

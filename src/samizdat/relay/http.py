@@ -10,8 +10,11 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from .. import __version__
+from ..blobs.http import add_blob_routes
 from ..nostr.keys import npub
+from ..web.routes import add_web_routes, serve_index
 from .connection import Connection
+from .poster import access_html, poster_html
 from .relay import Relay
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,9 @@ def status_html(relay: Relay) -> str:
         rows.append((f"Peer {peer['url']}",
                      f"{state}; received {peer['received']:,}, sent {peer['sent']:,}"))
     body = "\n".join(f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in rows)
+    access = relay.access
+    ws_example = (access.web_url.replace("http", "ws", 1).rstrip("/") if access is not None
+                  else f"ws://{relay.cfg.server.host}:{relay.cfg.server.port}")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -121,7 +127,8 @@ code{{word-break:break-all}} th{{width:40%}}
 <h1>{e(relay.cfg.relay.name)}</h1>
 <p>{e(relay.cfg.relay.description)}</p>
 <p>This is a Nostr relay. Point any Nostr app at this address with <code>ws://</code> in front
-(for example <code>ws://{e(relay.cfg.server.host)}:{relay.cfg.server.port}</code>).</p>
+(for example <code>{e(ws_example)}</code>).</p>
+{access_html(access) if access is not None else ""}
 <table data-testid="status">{body}</table>
 <p><small>samizdat {__version__}. Machine-readable: <a href="/status.json">/status.json</a>.</small></p>
 </body></html>"""
@@ -134,7 +141,7 @@ async def handle_root(request: web.Request) -> web.StreamResponse:
     if "application/nostr+json" in request.headers.get("Accept", ""):
         return web.Response(body=orjson.dumps(nip11_document(relay)),
                             content_type="application/nostr+json", headers=CORS)
-    return web.Response(text=status_html(relay), content_type="text/html")
+    return await serve_index(request)  # the web app (src/samizdat/web); status: /status
 
 
 async def handle_options(request: web.Request) -> web.Response:
@@ -148,6 +155,18 @@ async def handle_status(request: web.Request) -> web.Response:
 async def handle_status_json(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(request.app[RELAY_KEY].status()),
                         content_type="application/json", headers=CORS)
+
+
+async def handle_poster(request: web.Request) -> web.Response:
+    relay = request.app[RELAY_KEY]
+    srv, access = relay.cfg.server, relay.access
+    page = poster_html(
+        title=relay.cfg.relay.name,
+        web_url=access.web_url if access is not None else f"http://127.0.0.1:{srv.port}/",
+        wifi_name=srv.wifi_name, wifi_password=srv.wifi_password,
+        https_url=access.https_urls[0] if access is not None and access.https_urls else "",
+        fingerprint=access.fingerprint if access is not None else None)
+    return web.Response(text=page, content_type="text/html")
 
 
 async def handle_websocket(request: web.Request) -> web.StreamResponse:
@@ -194,4 +213,7 @@ def make_app(relay: Relay) -> web.Application:
     app.router.add_route("OPTIONS", "/", handle_options)
     app.router.add_get("/status", handle_status)
     app.router.add_get("/status.json", handle_status_json)
+    add_web_routes(app, relay)  # the web app's files: /assets/..., /sw.js, /manifest...
+    add_blob_routes(app, relay.cfg)  # Blossom media store: /upload, /<sha256>, /list, /mirror
+    app.router.add_get("/poster", handle_poster)
     return app

@@ -59,6 +59,10 @@ class Relay:
         self.listeners: list[Callable[[Event, object | None], None]] = []
         self.peers: Any = None  # sync.peers.PeerManager when peers are configured
         self.access: Any = None  # lan.Access: addresses, URLs, TLS fingerprint (set by hub.py)
+        self.receipts: Any = None  # receipts.service.ReceiptService (set by hub.py)
+        # Called when another process stored more events than pass_on_outside_writes
+        # replays (the receipts log then records them by a scan of the store).
+        self.missed_writes_hooks: list[Callable[[], None]] = []
 
     # --- connections --------------------------------------------------------------------------
 
@@ -134,6 +138,8 @@ class Relay:
             if rows is None:
                 log.info("more than %d events were imported by another process: not passed "
                          "on live (clients and peers catch up by querying and syncing)", limit)
+                for hook in self.missed_writes_hooks:
+                    hook()
                 continue
             for i, js in enumerate(rows):
                 ev = parse_event(orjson.loads(js))
@@ -173,6 +179,7 @@ class Relay:
             "events_synced_since_start": self.stats["events_synced"],
             "write_transactions_since_start": self.store.batches,
             "peers": self.peers.status() if self.peers is not None else [],
+            "receipts": self.receipts.status() if self.receipts is not None else None,
             "access": self.access.refresh().as_dict() if self.access is not None else None,
         }
 

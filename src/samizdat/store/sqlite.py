@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 import time
 from array import array
 from collections import Counter
@@ -27,6 +26,7 @@ import orjson
 from ..nostr.event import HEX64, Event
 from ..nostr.filters import Filter, index_words
 from ..nostr.kinds import DELETION, Storage, storage_of
+from .readers import ReaderPool
 
 T = TypeVar("T")
 
@@ -138,9 +138,7 @@ class SQLiteStore:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise StoreError(f"store.synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         self.synchronous = synchronous.upper()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._readers = ReaderPool(lambda: _connect(self.path, readonly=True))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._w = _connect(self.path, readonly=False)
@@ -177,22 +175,13 @@ class SQLiteStore:
     # --- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._readers_lock:
-            for c in self._readers:
-                c.close()
-            self._readers.clear()
+        self._readers.close()
         with contextlib.suppress(sqlite3.Error):
             self._w.execute("PRAGMA optimize")
         self._w.close()
 
     def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.path, readonly=True)
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+        return self._readers.get()
 
     # --- writes (writer thread only) ----------------------------------------------------------
 
