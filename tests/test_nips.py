@@ -277,10 +277,12 @@ def test_status_page(hub, client, alice):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert hub.relay.pubkey in text
     assert "Events stored" in text
+    assert "Media stored</th><td><code>0 files, 0.0 MB" in text
     _, _, body = http_get(hub.http + "/status.json")
     st = json.loads(body)
     assert st["events_stored"] == 1 and st["connections"] == 1
     assert st["pubkey"] == hub.relay.pubkey
+    assert st["media"] == {"blobs": 0, "bytes": 0}
 
 
 @pytest.mark.parametrize("limit_key,value", [("max_content_length", 10), ("max_event_tags", 1)])

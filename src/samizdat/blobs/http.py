@@ -180,6 +180,10 @@ class BlobService:
         self.session: aiohttp.ClientSession | None = None
 
     @property
+    def ready(self) -> bool:
+        return self._store is not None
+
+    @property
     def store(self) -> BlobStore:
         if self._store is None:
             raise Refused(503, "the media store is starting or stopping")

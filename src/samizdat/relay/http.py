@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import time
 
 import orjson
 from aiohttp import WSMsgType, web
 
 from .. import __version__
-from ..blobs.http import add_blob_routes
+from ..blobs.http import BLOBS_KEY, add_blob_routes
 from ..nostr.keys import npub
 from ..web.routes import add_web_routes, serve_index
 from .connection import Connection
@@ -93,7 +94,7 @@ def _format_uptime(seconds: int) -> str:
     return (f"{d}d " if d else "") + f"{h:02d}:{mnt:02d}:{s:02d}"
 
 
-def status_html(relay: Relay) -> str:
+def status_html(relay: Relay, media: dict[str, int] | None = None) -> str:
     st = relay.status()
     e = html.escape
     rows = [
@@ -106,6 +107,18 @@ def status_html(relay: Relay) -> str:
         ("Hub public key (hex)", str(st["pubkey"])),
         ("Hub public key (npub)", npub(str(st["pubkey"]))),
     ]
+    if media is not None:
+        rows.insert(1, ("Media stored", f"{media['blobs']:,} files, "
+                        f"{media['bytes'] / 1e6:,.1f} MB"))
+    receipts = st.get("receipts")
+    if isinstance(receipts, dict):
+        end = receipts.get("last_window_end")
+        last = (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(end)))  # type: ignore[arg-type]
+                if end else "none yet")
+        every = float(receipts["interval_seconds"])  # type: ignore[arg-type]
+        every_text = f"{every / 60:g} min" if every >= 60 else f"{every:g} s"
+        rows.append(("Receipts", f"every {every_text} (place {receipts['place'] or 'not declared'});"
+                     f" the last covers up to {last}"))
     for peer in st["peers"]:  # type: ignore[union-attr]
         state = "connected" if peer["connected"] else f"retrying ({peer['last_error'] or 'not yet'})"
         rows.append((f"Peer {peer['url']}",
@@ -148,13 +161,20 @@ async def handle_options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=CORS)
 
 
+async def _media_stats(request: web.Request) -> dict[str, int] | None:
+    svc = request.app.get(BLOBS_KEY)
+    return await svc.stats() if svc is not None and svc.ready else None
+
+
 async def handle_status(request: web.Request) -> web.Response:
-    return web.Response(text=status_html(request.app[RELAY_KEY]), content_type="text/html")
+    return web.Response(text=status_html(request.app[RELAY_KEY], await _media_stats(request)),
+                        content_type="text/html")
 
 
 async def handle_status_json(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps(request.app[RELAY_KEY].status()),
-                        content_type="application/json", headers=CORS)
+    st = request.app[RELAY_KEY].status()
+    st["media"] = await _media_stats(request)
+    return web.Response(body=orjson.dumps(st), content_type="application/json", headers=CORS)
 
 
 async def handle_poster(request: web.Request) -> web.Response:
