@@ -25,7 +25,7 @@ install: $(STAMP)
 $(TESTSTAMP): $(STAMP) pyproject.toml $(JSDIR)/package.json $(JSDIR)/package-lock.json
 	$(PIP) install --quiet -e '.[test]'
 	cd $(JSDIR) && npm ci --no-audit --no-fund --loglevel=error
-	command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	{ command -v chromium && command -v certutil; } >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium libnss3-tools; }
 	touch $@
 
 install-test: $(TESTSTAMP)

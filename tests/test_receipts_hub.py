@@ -20,6 +20,8 @@ from click.testing import CliRunner
 
 from samizdat.cli import main
 from samizdat.nostr.event import parse_event
+from samizdat.receipts.leaves import LEAVES_KIND, check_leaves, parse_leaf_event
+from samizdat.receipts.merkle import merkle_root
 from samizdat.receipts.receipt import RECEIPT_KIND, parse_receipt
 from samizdat.store import SQLiteStore
 
@@ -70,6 +72,22 @@ def test_receipt_published_queried_and_proved(make_hub, tmp_path):
     assert {r.hub for r in parsed} == {h.relay.pubkey}
     assert sum(r.count for r in parsed) == 5  # the receipts themselves only in later windows
     assert all(r.place == "v9ms" for r in parsed)
+    # each receipt's leaf list (kind 3042) was published with it and rebuilds its root
+    with Client(h.url) as c:
+        leaf_events = c.query({"kinds": [LEAVES_KIND], "authors": [h.relay.pubkey]})
+    listed = set()
+    for r in parsed:
+        parts = []
+        for js in leaf_events:
+            ev = parse_event(js)
+            ev.verify()
+            part = parse_leaf_event(ev)
+            if part is not None and part.receipt == r.id:
+                parts.append(part)
+        ids = check_leaves(r, parts)
+        assert merkle_root(ids) == r.root and len(ids) == r.count
+        listed.update(x.hex() for x in ids)
+    assert {ev.id for ev in events} <= listed
 
     data = str(h.cfg.data_dir)
     res = samizdat("prove", events[2].id, "--data", data, "--json")
@@ -100,6 +118,26 @@ def test_receipt_published_queried_and_proved(make_hub, tmp_path):
     human = CliRunner().invoke(main, ["prove", events[0].id, "--data", data])
     assert human.exit_code == 0, human.output
     assert "check     OK" in human.output and "place     v9ms" in human.output
+
+
+def test_leaf_list_republished_at_start_is_the_same_events(make_hub):
+    """After a restart the hub publishes its last receipt's leaf list again (in case it
+    crashed between the two): the same event ids, so nothing is duplicated, and no new
+    receipt follows from it."""
+    h = make_hub(**FAST)
+    with Client(h.url) as c:
+        assert c.publish(Keys().sign(1, "before the restart"))[0]
+        wait_receipts(c, h.relay.pubkey, 1)
+        time.sleep(0.3)
+        before = c.query({"kinds": [RECEIPT_KIND, LEAVES_KIND]})
+    h.stop()
+    h2 = make_hub(**FAST)  # the same data directory
+    assert h2.relay.pubkey == h.relay.pubkey
+    time.sleep(1.5)  # one window passes: it holds only the republished list
+    with Client(h2.url) as c:
+        after = c.query({"kinds": [RECEIPT_KIND, LEAVES_KIND]})
+    assert sorted(e["id"] for e in after) == sorted(e["id"] for e in before)
+    assert sorted(e["kind"] for e in after) == [RECEIPT_KIND, LEAVES_KIND]
 
 
 def test_prove_before_the_window_closes_says_when(make_hub):
@@ -165,6 +203,9 @@ def test_receipts_cross_to_a_peer_and_do_not_echo(make_hub):
         time.sleep(1.5)
         assert len(ca.query({"kinds": [RECEIPT_KIND]})) == 2
         assert len(cb.query({"kinds": [RECEIPT_KIND]})) == 2
+        # and each receipt's leaf list (one part) crossed too, without causing receipts
+        assert len(ca.query({"kinds": [LEAVES_KIND]})) == 2
+        assert len(cb.query({"kinds": [LEAVES_KIND]})) == 2
 
 
 # --- OpenTimestamps against a stand-in calendar on 127.0.0.1 ------------------------------------

@@ -91,25 +91,56 @@ def test_nip42_over_wss_names_the_wss_url(make_hub, alice):
         assert c.publish(alice.sign(1, "authenticated over TLS"))[0]
 
 
-def test_certificate_is_made_once_and_kept(tmp_path):
-    names = tls.default_names(["192.0.2.7"], ["hub.example"])
+def test_the_ca_is_made_once_and_the_server_certificate_follows_the_addresses(tmp_path):
+    names = tls.default_names(["192.168.4.7"], ["hub.example"])
     first = tls.load_or_create(tmp_path, names)
-    assert first.created_now and first.generated
-    assert {"localhost", "127.0.0.1", "::1", "192.0.2.7", "hub.example"} <= set(first.names)
+    assert first.created_now and first.generated and first.ca_path is not None
+    assert {"localhost", "127.0.0.1", "::1", "192.168.4.7", "hub.example"} <= set(first.names)
     assert socket.gethostname() in first.names
-    # kept on the next start, even when asked for other names (the fingerprint is what
-    # people check); the hub warns about the names it lacks instead
-    again = tls.load_or_create(tmp_path, ["10.9.9.9"])
-    assert not again.created_now and again.fingerprint == first.fingerprint
-    assert again.uncovered(["10.9.9.9", "192.0.2.7", "HUB.example.", "[::1]"]) == ["10.9.9.9"]
-    # made anew only when a file is missing
-    (tmp_path / tls.CERT_FILE).unlink()
-    new = tls.load_or_create(tmp_path, names)
-    assert new.created_now and new.fingerprint != first.fingerprint
-    (tmp_path / tls.KEY_FILE).unlink()
-    newer = tls.load_or_create(tmp_path, names)
-    assert newer.created_now and newer.fingerprint != new.fingerprint
+    # the same names: nothing changes
+    same = tls.load_or_create(tmp_path, names)
+    assert not same.created_now and same.fingerprint == first.fingerprint
+    # the hub moved to another private network: a new server certificate from the SAME CA,
+    # so phones that installed the CA keep trusting it
+    moved = tls.load_or_create(tmp_path, tls.default_names(["10.9.9.9"], ["hub.example"]))
+    assert moved.created_now and moved.fingerprint != first.fingerprint
+    assert moved.ca_fingerprint == first.ca_fingerprint and "10.9.9.9" in moved.names
+    # a public address the CA was not made for cannot be added (its name constraints)
+    public = tls.load_or_create(tmp_path, ["localhost", "198.51.100.1"])
+    assert "198.51.100.1" not in public.names and public.uncovered(["198.51.100.1"])
+    # a new CA only when its files are gone
+    (tmp_path / tls.CA_CERT_FILE).unlink()
+    fresh = tls.load_or_create(tmp_path, names)
+    assert fresh.created_now and fresh.ca_fingerprint != first.ca_fingerprint
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_ca_cannot_vouch_for_other_sites(tmp_path):
+    """Whoever seizes a hub and its CA key must not be able to pose as any web site to
+    the phones that installed the CA: its name constraints allow only local names."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+    cert = tls.load_or_create(tmp_path, tls.default_names(["192.168.4.7"], []))
+    ca = x509.load_pem_x509_certificate((tmp_path / tls.CA_CERT_FILE).read_bytes())
+    ca_key = serialization.load_pem_private_key((tmp_path / tls.CA_KEY_FILE).read_bytes(), None)
+    store = Store([ca])
+
+    def verify(name: str, leaf: x509.Certificate) -> None:
+        subject = (x509.IPAddress(__import__("ipaddress").ip_address(name))
+                   if name[0].isdigit() else x509.DNSName(name))
+        PolicyBuilder().store(store).build_server_verifier(subject).verify(leaf, [])
+
+    hub_leaf = x509.load_pem_x509_certificates(cert.cert_path.read_bytes())[0]
+    verify("192.168.4.7", hub_leaf)
+    verify("localhost", hub_leaf)
+    for rogue in ("mail.example.com", "8.8.8.8"):
+        _, pem = tls.make_certificate([rogue], issuer=(ca, ca_key))
+        with pytest.raises(VerificationError):
+            verify(rogue, x509.load_pem_x509_certificate(pem))
+    assert tls.ca_permits(ca, "pi.local") and tls.ca_permits(ca, "10.1.2.3")
+    assert not tls.ca_permits(ca, "example.com") and not tls.ca_permits(ca, "1.1.1.1")
 
 
 def test_generated_certificate_fits_browsers(tmp_path):
@@ -295,5 +326,48 @@ def test_https_gives_a_lan_name_a_secure_context_in_chromium(hub):
                 time.sleep(0.3)
             assert page.evaluate(probe) == [True, True]
             assert hub.relay.access.fingerprint in page.content()
+        finally:
+            browser.close()
+
+
+def test_a_phone_that_installs_the_hub_ca_gets_the_offline_app_over_https(hub, tmp_path):
+    """The point of the hub's own CA: once a browser trusts it (here Chromium's NSS
+    database, as after installing /ca.crt on a phone), the hub's HTTPS address opens
+    without a warning, is a secure context, and the web app's service worker takes over,
+    so the app opens with the hub out of reach."""
+    import shutil
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    exe = shutil.which("chromium")
+    certutil = shutil.which("certutil")
+    if exe is None or certutil is None:
+        pytest.skip("needs Debian's chromium and libnss3-tools (make test installs both)")
+    host = socket.gethostname()
+    name = host if "." in host else f"{host}.local"
+    with urllib.request.urlopen(f"{hub.http}/ca.crt", timeout=5) as r:
+        assert r.headers["Content-Type"] == "application/x-x509-ca-cert"
+        der = r.read()
+    assert hashlib.sha256(der).hexdigest().upper() == \
+        hub.relay.access.ca_fingerprint.replace(":", "")
+    home = tmp_path / "home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    (tmp_path / "ca.der").write_bytes(der)
+    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
+    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "samizdat hub",
+                    "-i", str(tmp_path / "ca.der")], check=True)
+    url = f"https://{name}:{hub.relay.access.https_port}/"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, env={**os.environ, "HOME": str(home)},
+                                    args=["--no-sandbox",
+                                          f"--host-resolver-rules=MAP {name} 127.0.0.1"])
+        try:
+            page = browser.new_page()
+            page.goto(url)  # raises on a certificate error
+            assert page.evaluate("[isSecureContext, !!crypto.subtle]") == [True, True]
+            page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+            page.reload()
+            assert page.evaluate("!!navigator.serviceWorker.controller")
+            page.wait_for_selector("[data-testid=compose-text]")
         finally:
             browser.close()

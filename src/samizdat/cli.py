@@ -147,6 +147,10 @@ def _print_started(relay, cfg: Config, show_qr: bool | None) -> None:
         line("certificate:", f"SHA-256 {access.fingerprint}")
         line("", "(browsers warn about the hub's own certificate: it is the right one if "
                  "they show this fingerprint)")
+    if access.ca_fingerprint:
+        line("hub CA:", f"SHA-256 {access.ca_fingerprint}")
+        line("", "(phones that install it from /ca.crt trust the hub's HTTPS and can keep "
+                 "the web app offline)")
     base = access.http_urls[0].rstrip("/")
     line("Nostr apps:", base.replace("http://", "ws://", 1))
     line("status page:", f"{base}/status")
@@ -245,7 +249,7 @@ def info(data_dir: str, config: str | None, as_json: bool) -> None:
     """Show what a hub holds and its keys (works while the hub is running)."""
     from .nostr.keys import HUB_KEY_FILE, HubKeyError, npub, pubkey_of, read_hub_key
     from .store import SQLiteStore, StoreError
-    from .tls import CERT_FILE, read_fingerprint
+    from .tls import CA_CERT_FILE, CERT_FILE, read_fingerprint
 
     data = Path(data_dir)
     cfg = Config(data_dir=data)
@@ -272,7 +276,8 @@ def info(data_dir: str, config: str | None, as_json: bool) -> None:
     result = {"data_dir": str(data.resolve()), "hub_pubkey": pub,
               "hub_npub": npub(pub) if pub else None,
               "tls_certificate": str(cert_file) if cert_file.exists() else None,
-              "tls_fingerprint_sha256": read_fingerprint(cert_file), **stats}
+              "tls_fingerprint_sha256": read_fingerprint(cert_file),
+              "tls_ca_fingerprint_sha256": read_fingerprint(data / CA_CERT_FILE), **stats}
     if as_json:
         _print_json(result)
         return
@@ -282,6 +287,9 @@ def info(data_dir: str, config: str | None, as_json: bool) -> None:
     out.print(f"[bold]https cert[/] SHA-256 {result['tls_fingerprint_sha256']}" if
               result["tls_fingerprint_sha256"] else "[bold]https cert[/] (none yet)",
               soft_wrap=True, emoji=False, highlight=False)
+    if result["tls_ca_fingerprint_sha256"]:
+        out.print(f"[bold]hub CA[/]     SHA-256 {result['tls_ca_fingerprint_sha256']}",
+                  soft_wrap=True, emoji=False, highlight=False)
     out.print(f"[bold]events[/]     {stats['events']:,}")
     out.print(f"[bold]database[/]   {int(stats['database_bytes']) / 1e6:.1f} MB")
     if stats["top_kinds"]:
@@ -826,6 +834,19 @@ def verify_proof_cmd(file: str, hub: str | None, ots_file: str | None,
                 out.print(f"[red]FAILED[/]: {res['error']}")
     if failed:
         sys.exit(1)
+
+from .observer.cli import observe as _observe_group  # noqa: E402
+
+main.add_command(_observe_group)
+
+from .observer.cli import demo as _demo_group  # noqa: E402
+
+main.add_command(_demo_group)
+
+from .observer.cli import verify_package_cmd as _verify_package  # noqa: E402
+
+main.add_command(_verify_package)
+
 
 if __name__ == "__main__":
     main()

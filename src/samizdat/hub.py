@@ -54,6 +54,9 @@ async def run_hub(cfg: Config, hub_key: PrivateKey, *,
         relay.access = lan.Access.discover(
             cfg.server.host, port, https_port, cert.fingerprint if cert else None,
             cfg.server.public_url)
+        if cert is not None:
+            relay.access.ca_fingerprint = cert.ca_fingerprint
+            relay.tls_ca_der = tls.ca_der(cert)
         purge_task = loop.create_task(_purge_loop(relay))
         outside_task = loop.create_task(relay.pass_on_outside_writes())
         if cfg.receipts.enabled:

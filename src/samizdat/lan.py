@@ -231,6 +231,7 @@ class Access:
     public_url: str = ""
     addresses: list[LanAddress] = field(default_factory=list)
     checked_at: float = 0.0
+    ca_fingerprint: str | None = None  # the hub's own CA, which phones may install
 
     @classmethod
     def discover(cls, host: str, port: int, https_port: int | None = None,
@@ -294,6 +295,7 @@ class Access:
             "https_urls": self.https_urls,
             "https_port": self.https_port,
             "tls_fingerprint_sha256": self.fingerprint,
+            "tls_ca_fingerprint_sha256": self.ca_fingerprint,
             "listening_on": self.host,
             "loopback_only": self.loopback_only,
             "lan_addresses": [{"address": str(a.ip), "interface": a.interface}

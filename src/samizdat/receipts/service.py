@@ -8,7 +8,10 @@ the end of every window, and (optionally) anchor receipts with OpenTimestamps.
   are sorted, the Merkle root computed and the receipt signed, in the same transaction
   that records it (one thread, off the loop); then the receipt goes through
   ``Relay.accept`` like a synced event, so it is stored, sent to subscribers and peers,
-  and exported in bundles.
+  and exported in bundles; right after it, its leaf list (kind 3042, :mod:`.leaves`:
+  the ids behind the root, so observers need not ask this hub) goes the same way.
+- Receipts and leaf lists (this hub's or other hubs') are recorded as "receipts": a
+  window holding only those gets no receipt, else syncing hubs would answer each other.
 - At start, and whenever another process stored more events than the relay replays
   live, a catch-up scan records every stored id the log does not know, at the time of
   the scan (later than their real arrival, never earlier).
@@ -32,14 +35,30 @@ from ..nostr.filters import Filter
 from ..nostr.kinds import Storage, storage_of
 from ..store.receipts import RECEIPTS_FILE, ReceiptLog, ReceiptRow
 from . import ots
+from .leaves import LEAVES_KIND, build_leaf_events
 from .merkle import MerkleTree
 from .receipt import RECEIPT_KIND, build_receipt
 
 if TYPE_CHECKING:
+    from coincurve import PrivateKey
+
     from ..relay.relay import Relay
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+#: Kinds recorded as "receipts" in the log: a window holding only these gets no receipt.
+RECEIPT_KINDS = frozenset({RECEIPT_KIND, LEAVES_KIND})
+
+
+def sign_window(key: PrivateKey, place: str, start: int, end: int, ids: list[bytes],
+                prev: ReceiptRow | None, created_at: int) -> tuple[Event, bytes, list[Event]]:
+    """A window's receipt, its Merkle root and its leaf list, for ``ids`` in leaf order.
+    What a hub publishes at the end of a window (also used by ``samizdat demo scenario``,
+    which plays hubs on a simulated clock)."""
+    tree = MerkleTree(ids)
+    ev = build_receipt(key, start, end, len(ids), tree.root, place=place,
+                       prev=prev.id if prev else None, created_at=created_at)
+    return ev, tree.root, build_leaf_events(key, ev, ids)
 
 
 class ReceiptService:
@@ -68,6 +87,7 @@ class ReceiptService:
         self.log: ReceiptLog | None = None
         self.last: ReceiptRow | None = None
         self.published = 0
+        self._leaves: dict[str, list[Event]] = {}  # receipt id -> leaf list, until accepted
 
     def _run(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
         return self.loop.run_in_executor(self._pool, fn, *args)
@@ -82,6 +102,10 @@ class ReceiptService:
         self.relay.missed_writes_hooks.append(self.request_catch_up)
         if self.last is not None:  # stored before a crash that came before its accept?
             await self._accept(self.last.json)
+            # Its leaf list again (same ids: an event id does not depend on the signature).
+            last = self.last
+            ids = await self._run(self.log.window_ids, last.start, last.end)
+            await self._accept_leaves(self._leaf_events(last.json, ids))
         self._tasks = [self.loop.create_task(self._flush_loop()),
                        self.loop.create_task(self._tick_loop())]
         if self.cfg.opentimestamps:
@@ -114,7 +138,7 @@ class ReceiptService:
         if storage_of(ev.kind) is Storage.EPHEMERAL:
             return
         self._pending.append((bytes.fromhex(ev.id), int(time.time()),
-                              int(ev.kind == RECEIPT_KIND)))
+                              int(ev.kind in RECEIPT_KINDS)))
 
     async def flush(self) -> None:
         if self._pending and self.log is not None:
@@ -152,7 +176,7 @@ class ReceiptService:
         started = time.monotonic()
         items = await self.relay.store.sync_items(None)
         at = int(time.time())
-        receipts = await self.relay.store.sync_items(Filter(kinds=frozenset({RECEIPT_KIND})))
+        receipts = await self.relay.store.sync_items(Filter(kinds=RECEIPT_KINDS))
         if items is None or receipts is None:
             return 0
         rids = receipts[1]
@@ -189,13 +213,19 @@ class ReceiptService:
         rows, self._pending = self._pending, []
         log_ = self.log
 
-        def job() -> tuple[ReceiptRow | None, int | None, int]:
+        def job() -> tuple[ReceiptRow | None, int | None, int, list[Event]]:
             if rows:
                 log_.append(rows)
-            row, next_due = log_.close_window(now, self.interval, self._sign)
-            return row, next_due, log_.closed_until
+            try:
+                row, next_due = log_.close_window(now, self.interval, self._sign)
+            except BaseException:
+                self._leaves.clear()
+                raise
+            leaves = self._leaves.pop(row.id, []) if row is not None else []
+            self._leaves.clear()
+            return row, next_due, log_.closed_until, leaves
 
-        row, next_due, closed_until = await self._run(job)
+        row, next_due, closed_until, leaves = await self._run(job)
         if now < closed_until and not self._clock_warned:
             self._clock_warned = True
             log.warning("the system clock (%s) is behind the end of the last receipt's window; "
@@ -208,20 +238,33 @@ class ReceiptService:
         log.info("receipt %s: %d events stored in [%d, %d)", row.id[:12], row.count,
                  row.start, row.end)
         await self._accept(row.json)
+        await self._accept_leaves(leaves)
         if self.cfg.opentimestamps:
             await self._run(self.log.ots_queue, row.id, int(time.time()))
         return row, next_due
 
     def _sign(self, start: int, end: int, ids: list[bytes], prev: ReceiptRow | None
               ) -> tuple[str, int, bytes, str]:
-        tree = MerkleTree(ids)
-        ev = build_receipt(self.relay.hub_key, start, end, len(ids), tree.root,
-                           place=self.cfg.place, prev=prev.id if prev else None,
-                           created_at=max(int(time.time()), end))
-        return ev.id, ev.created_at, tree.root, ev.to_json()
+        ev, root, leaves = sign_window(self.relay.hub_key, self.cfg.place, start, end, ids,
+                                       prev, max(int(time.time()), end))
+        # The leaf list is signed here too (same thread), and published after the receipt.
+        self._leaves[ev.id] = leaves
+        return ev.id, ev.created_at, root, ev.to_json()
+
+    def _leaf_events(self, receipt_json: str, ids: list[bytes]) -> list[Event]:
+        if not ids:
+            return []
+        return build_leaf_events(self.relay.hub_key, parse_event(orjson.loads(receipt_json)),
+                                 ids)
+
+    async def _accept_leaves(self, leaves: list[Event]) -> None:
+        for ev in leaves:
+            await self._accept_event(ev)
 
     async def _accept(self, js: str) -> None:
-        ev = parse_event(orjson.loads(js))
+        await self._accept_event(parse_event(orjson.loads(js)))
+
+    async def _accept_event(self, ev: Event) -> None:
         res = await self.relay.accept(ev)
         if not res.accepted:
             log.error("the hub's own event %s was refused by its store: %s", ev.id,

@@ -177,6 +177,17 @@ async def handle_status_json(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(st), content_type="application/json", headers=CORS)
 
 
+async def handle_ca(request: web.Request) -> web.Response:
+    """The hub's certificate authority (DER), for phones to install."""
+    der = request.app[RELAY_KEY].tls_ca_der
+    if der is None:
+        return web.Response(status=404, text="this hub has no certificate authority of its "
+                            "own (HTTPS is off, or it uses the operator's certificate)\n")
+    return web.Response(body=der, content_type="application/x-x509-ca-cert",
+                        headers={"Content-Disposition": 'attachment; filename="samizdat-hub-ca.crt"',
+                                 "Cache-Control": "no-cache"})
+
+
 async def handle_poster(request: web.Request) -> web.Response:
     relay = request.app[RELAY_KEY]
     srv, access = relay.cfg.server, relay.access
@@ -236,4 +247,5 @@ def make_app(relay: Relay) -> web.Application:
     add_web_routes(app, relay)  # the web app's files: /assets/..., /sw.js, /manifest...
     add_blob_routes(app, relay.cfg)  # Blossom media store: /upload, /<sha256>, /list, /mirror
     app.router.add_get("/poster", handle_poster)
+    app.router.add_get("/ca.crt", handle_ca)
     return app

@@ -163,6 +163,15 @@ def access_html(access: Any) -> str:
     if access.fingerprint:
         fp = (f'<p>Certificate SHA-256 fingerprint:<br><code data-testid="tls-fingerprint">'
               f"{e(access.fingerprint)}</code></p>")
+    if access.ca_fingerprint:
+        fp += ('<p>For the web app to work offline on a phone, the phone must trust this '
+               'hub: install <a href="/ca.crt" data-testid="ca-link">the hub\'s certificate '
+               "authority</a> (Android: Settings → Security → Encryption &amp; credentials → "
+               "Install a certificate → CA certificate; iPhone: open it, install the profile, "
+               "then turn it on under Settings → General → About → Certificate Trust "
+               "Settings). It can vouch only for local names and private addresses. Check "
+               "its SHA-256 fingerprint first:<br><code data-testid=\"ca-fingerprint\">"
+               f"{e(access.ca_fingerprint)}</code></p>")
     note = ""
     if access.loopback_only:
         lan = ", ".join(str(a.ip) for a in access.addresses) or "none found"

@@ -58,6 +58,7 @@ class Relay:
         self.stats: Counter[str] = Counter()
         self.listeners: list[Callable[[Event, object | None], None]] = []
         self.peers: Any = None  # sync.peers.PeerManager when peers are configured
+        self.tls_ca_der: bytes | None = None  # the hub's CA certificate, served at /ca.crt
         self.access: Any = None  # lan.Access: addresses, URLs, TLS fingerprint (set by hub.py)
         self.receipts: Any = None  # receipts.service.ReceiptService (set by hub.py)
         # Called when another process stored more events than pass_on_outside_writes
