@@ -298,3 +298,25 @@ def test_truncation_at_any_offset_is_refused(tmp_path_factory, cut):
     assert msg.startswith(str(path))
     assert (f"truncated at byte {k:,} (" in msg or "the part holding the signed manifest (the last part) is "
             "missing" in msg or "neither a samizdat bundle" in msg), msg
+
+
+def test_a_line_with_a_repeated_key_is_stored_as_verified(tmp_path):
+    """JSON parsers disagree on repeated keys (orjson keeps the last, others the first).
+    The importer verifies what it parsed, so it must store that, not the line as it came."""
+    import orjson
+
+    from samizdat.bundle import import_files
+    from samizdat.store.sqlite import SQLiteStore
+
+    from .helpers import Keys
+
+    ev = Keys().sign(1, "the real text")
+    d = ev.to_dict()
+    line = orjson.dumps(d).decode().replace('{"id"', '{"content":"forged text","id"', 1)
+    assert orjson.loads(line)["content"] == "the real text"  # the last one wins here
+    (tmp_path / "dup.jsonl").write_text(line + "\n")
+    store = SQLiteStore(tmp_path / "s.db")
+    assert import_files(store, [tmp_path / "dup.jsonl"], workers=1, mode="thread").imported == 1
+    stored = store._w.execute("SELECT json FROM events").fetchone()[0]
+    assert "forged" not in stored and orjson.loads(stored) == d
+    store.close()

@@ -52,3 +52,13 @@ def test_examples() -> None:
     assert search_tokens("Straße") == ["strasse"]
     assert search_tokens("e\u0301t\u00e9") == ["ete"]  # a separate accent joins its word
     assert index_words("  ") == ""
+
+
+def test_isalnum_is_exactly_the_word_categories_but_private_use() -> None:
+    """The tokenizer's fast path relies on this for every character this Python knows."""
+    import sys
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        cat = unicodedata.category(ch)
+        assert ch.isalnum() == (cat in WORD and cat != "Co"), hex(code)

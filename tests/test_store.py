@@ -96,3 +96,28 @@ def test_failed_bulk_import_leaves_store_and_indexes_as_before(tmp_path):
     assert store.event_count == 1
     assert store._w.execute("PRAGMA cache_size").fetchone()[0] == -32000
     store.close()
+
+
+def test_duplicates_in_and_across_batches_are_found_without_a_lookup(tmp_path):
+    """The bulk path inserts with OR IGNORE and sorts out duplicates afterwards: each must
+    still get DUPLICATE, and leave no second tag row, search row or count."""
+    from samizdat.store.sqlite import DELETED, DUPLICATE
+
+    store = SQLiteStore(tmp_path / "e.sqlite3")
+    k = Keys()
+    a, b, c = (k.sign(1, f"word{i} shared", [["t", "x"]], created_at=1000 + i) for i in range(3))
+    assert store.save_many([a, a, b], now=2000) == [ACCEPTED, DUPLICATE, ACCEPTED]
+    assert store.save_many([b, c, a, c], now=2000) == [DUPLICATE, ACCEPTED, DUPLICATE, DUPLICATE]
+    w = store._w
+    assert store.event_count == 3 == w.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert w.execute("SELECT count(*) FROM tags").fetchone()[0] == 3
+    assert w.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH 'shared'"
+                     ).fetchone()[0] == 3
+    # a deletion request stored first, then its target arrives in a batch: DELETED
+    d = k.sign(1, "to be deleted", created_at=1100)
+    assert store.save_many([k.sign(5, "", [["e", d.id]], created_at=1200)], now=2000) == [ACCEPTED]
+    assert store.save_many([d, k.sign(1, "kept", created_at=1101)], now=2000) == [DELETED, ACCEPTED]
+    store.close()
+    reopened = SQLiteStore(tmp_path / "e.sqlite3")  # the deletion is remembered after a restart
+    assert reopened.save_many([d], now=2000) == [DELETED]
+    reopened.close()

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..nostr.event import Event, parse_event
+from ..nostr.event import Event
 from ..store.sqlite import ACCEPTED, DELETED, DUPLICATE, OLDER, SQLiteStore
 from .errors import BundleError
 from .media import FILE_METADATA, MediaRefs, StoreSink
@@ -190,10 +190,17 @@ def import_files(store: SQLiteStore, paths: list[Path], *, salvage: bool = False
                 words = iter(res.words)
                 for line, status in zip(event_lines(raw), res.statuses, strict=True):
                     if status == OK:
-                        # The worker checked these very bytes; parsing again here is
-                        # cheaper than shipping Event objects back between processes.
-                        ev = parse_event(orjson.loads(line))
-                        ev.words = next(words)
+                        # A worker checked these very bytes (shape, id, signature), so
+                        # they are only decoded here: cheaper than shipping Event objects
+                        # back between processes, or checking them twice. The line is
+                        # stored as it is only if it is exactly the compact encoding of
+                        # the seven fields (a repeated key would let readers that keep
+                        # the first value see other content than was verified).
+                        o = orjson.loads(line)
+                        ev = Event(o["id"], o["pubkey"], o["created_at"], o["kind"], o["tags"],
+                                   o["content"], o["sig"], next(words),
+                                   line.decode() if len(o) == 7 and orjson.dumps(o) == line
+                                   else None)
                         if b"imeta" in line or ev.kind == FILE_METADATA:
                             refs.add(ev.pubkey, ev.kind, ev.tags)
                         yield ev

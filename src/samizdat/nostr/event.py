@@ -98,6 +98,10 @@ class Event:
     # The NIP-50 index words of ``content``, when a worker thread computed them already
     # (see relay/ingest.py); the store computes them itself otherwise.
     words: str | None = field(default=None, compare=False, repr=False)
+    # The event's JSON as received, when it is known to hold exactly these seven fields
+    # (a bundle's line, checked by the importer's workers): stored as it is instead of
+    # being encoded again. Any valid JSON encoding of the fields is fine to serve.
+    raw: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -177,8 +177,18 @@ def search_tokens(text: str) -> list[str]:
     """The normalised words of ``text`` (see the comment above)."""
     if text.isascii():
         return _ASCII_WORD.findall(text.lower())
-    # Case folding is per character, so folding the joined words equals folding each.
-    return unicodedata.normalize("NFKD", text.casefold()).translate(_TABLE).casefold().split()
+    # Most whitespace-separated pieces are whole words: str.isalnum() is exactly "every
+    # character is a letter or a number" (the word categories but private use; a test
+    # holds this over all of Unicode), checked in C. Only the rest (punctuation attached,
+    # combining marks, private use) goes through the table. Case folding is per
+    # character, so folding the joined words equals folding each.
+    words: list[str] = []
+    for piece in unicodedata.normalize("NFKD", text.casefold()).split():
+        if piece.isalnum():
+            words.append(piece)
+        else:
+            words += piece.translate(_TABLE).split()
+    return " ".join(words).casefold().split(" ") if words else []
 
 
 def index_words(content: str) -> str:

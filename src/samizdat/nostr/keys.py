@@ -28,6 +28,31 @@ def decode_npub(value: str) -> str:
     return bytes(raw).hex()
 
 
+def decode_event_id(value: str) -> str:
+    """An event id from 64 hex characters, a NIP-19 ``note1…``, or an ``nevent1…`` (its
+    TLV entry 0), as lowercase hex; ValueError otherwise."""
+    value = value.strip()
+    if len(value) == 64:
+        try:
+            bytes.fromhex(value)
+            return value.lower()
+        except ValueError:
+            pass
+    hrp, data = bech32.bech32_decode(value.lower())
+    raw = bech32.convertbits(data, 5, 8, False) if data is not None else None
+    if raw is not None and hrp == "note" and len(raw) == 32:
+        return bytes(raw).hex()
+    if raw is not None and hrp == "nevent":
+        i = 0
+        while i + 2 <= len(raw):
+            kind, size = raw[i], raw[i + 1]
+            if kind == 0 and size == 32 and i + 2 + size <= len(raw):
+                return bytes(raw[i + 2:i + 34]).hex()
+            i += 2 + size
+    raise ValueError(f"{value[:80]!r} is not an event id (64 hex characters, note1… or "
+                     "nevent1…)")
+
+
 def pubkey_of(key: PrivateKey) -> str:
     return key.public_key_xonly.format().hex()
 

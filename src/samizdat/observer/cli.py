@@ -137,12 +137,12 @@ def check_cmd(event_id: str, data_dir: str, as_json: bool) -> None:
     import orjson
     from rich.console import Console
 
-    from ..nostr.event import HEX64
-    from ..nostr.keys import npub
+    from ..nostr.keys import decode_event_id, npub
 
-    eid = event_id.strip().lower()
-    if not HEX64.fullmatch(eid):
-        raise click.BadParameter("an event id is 64 hex characters", param_hint="ID")
+    try:
+        eid = decode_event_id(event_id)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ID") from None
     obs = _open(data_dir)
     try:
         v = obs.check(eid)

@@ -112,7 +112,7 @@ FAILED = SaveResult(False, "error: could not store the event")
 
 
 def event_json(ev: Event) -> str:
-    return orjson.dumps(ev.to_dict()).decode()
+    return ev.raw if ev.raw is not None else orjson.dumps(ev.to_dict()).decode()
 
 
 def fts_query(tokens: Iterable[str]) -> str:
@@ -171,6 +171,7 @@ class SQLiteStore:
         self._data_version = self._data_version_now()
         self._known_rid = self._max_rid()
         self._outside: list[tuple[int, int]] = []  # rid ranges (low, high] written elsewhere
+        self._has_deletions = self._deletions_stored()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -218,6 +219,9 @@ class SQLiteStore:
         self._known_rid = self._max_rid()
         return results
 
+    def _deletions_stored(self) -> bool:
+        return self._w.execute("SELECT EXISTS (SELECT 1 FROM deleted_ids)").fetchone()[0] == 1
+
     def _data_version_now(self) -> int:
         return self._w.execute("PRAGMA data_version").fetchone()[0]
 
@@ -237,6 +241,7 @@ class SQLiteStore:
         self._known_rid = top
         self.event_count = self._w.execute("SELECT count(*) FROM events").fetchone()[0]
         self._delta = 0
+        self._has_deletions = self._deletions_stored()
         return True
 
     def outside_writes(self, limit: int) -> list[str] | None:
@@ -277,39 +282,56 @@ class SQLiteStore:
         return results
 
     def _save_bulk(self, events: list[Event], now: int) -> list[SaveResult]:
+        """Regular events with ``executemany``; the others one by one, in order.
+
+        Duplicates are not looked up first: the rows go in with ``INSERT OR IGNORE`` under
+        rowids assigned here, and only when SQLite inserted fewer rows than it was given
+        does a range scan of those rowids say which ones were already stored (or came
+        twice in this batch). A lookup of every id cost about a sixth of an import's
+        writing time (docs/decisions.md). NIP-09 deletion requests are looked up only when
+        the store holds any.
+        """
         w = self._w
         ids = [bytes.fromhex(ev.id) for ev in events]
-        present: set[bytes] = set()
         deleted: dict[bytes, bytes] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            present.update(r[0] for r in w.execute(
-                f"SELECT id FROM events WHERE id IN ({marks})", chunk))
-            deleted.update(w.execute(
-                f"SELECT id, pubkey FROM deleted_ids WHERE id IN ({marks})", chunk))
+        if self._has_deletions:
+            unique = list(dict.fromkeys(ids))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                deleted.update(w.execute(
+                    f"SELECT id, pubkey FROM deleted_ids WHERE id IN ({marks})", chunk))
         rid = w.execute("SELECT coalesce(max(rid), 0) FROM events").fetchone()[0]
         rows_e: list[tuple] = []
         rows_t: list[tuple] = []
         rows_f: list[tuple] = []
+        slots: list[int] = []  # index in ``results`` of each row in rows_e
+        results: list[SaveResult] = []
 
         def flush() -> None:
-            if rows_e:
-                w.executemany("INSERT INTO events(rid, id, pubkey, created_at, kind, dtag, "
-                              "expires_at, json) VALUES (?,?,?,?,?,?,?,?)", rows_e)
-                w.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?)", rows_t)
-                w.executemany("INSERT INTO events_fts(rowid, words) VALUES (?,?)", rows_f)
-                rows_e.clear()
-                rows_t.clear()
-                rows_f.clear()
+            if not rows_e:
+                return
+            before = w.total_changes
+            w.executemany("INSERT OR IGNORE INTO events(rid, id, pubkey, created_at, kind, "
+                          "dtag, expires_at, json) VALUES (?,?,?,?,?,?,?,?)", rows_e)
+            if w.total_changes - before != len(rows_e):
+                have = {r[0] for r in w.execute("SELECT rid FROM events WHERE rid BETWEEN ? AND ?",
+                                                (rows_e[0][0], rows_e[-1][0]))}
+                for row, slot in zip(rows_e, slots, strict=True):
+                    if row[0] not in have:
+                        results[slot] = DUPLICATE
+                        self._delta -= 1
+                rows_t[:] = [t for t in rows_t if t[0] in have]
+                rows_f[:] = [f for f in rows_f if f[0] in have]
+            w.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?)", rows_t)
+            w.executemany("INSERT INTO events_fts(rowid, words) VALUES (?,?)", rows_f)
+            rows_e.clear()
+            rows_t.clear()
+            rows_f.clear()
+            slots.clear()
 
-        results: list[SaveResult] = []
         for ev, eid in zip(events, ids, strict=True):
             pub = bytes.fromhex(ev.pubkey)
-            if eid in present:
-                results.append(DUPLICATE)
-                continue
             if ev.kind != DELETION and deleted.get(eid) == pub:
                 results.append(DELETED)
                 continue
@@ -318,7 +340,6 @@ class SQLiteStore:
                 res = self._save_one(ev, now)
                 results.append(res)
                 if res.stored:
-                    present.add(eid)
                     rid = w.execute("SELECT max(rid) FROM events").fetchone()[0]
                 if res.stored and ev.kind == DELETION:
                     for t in ev.tags:  # later events in this batch may be the targets
@@ -326,9 +347,9 @@ class SQLiteStore:
                             deleted.setdefault(bytes.fromhex(t[1]), pub)
                 continue
             rid += 1
-            present.add(eid)
             rows_e.append((rid, eid, pub, ev.created_at, ev.kind, None, ev.expiration,
                            event_json(ev)))
+            slots.append(len(results))
             ts = ev.created_at
             rows_t.extend({(rid, t[0], t[1], ts) for t in ev.tags
                            if len(t) >= 2 and len(t[0]) == 1})
@@ -418,6 +439,7 @@ class SQLiteStore:
             if t[0] == "e" and HEX64.fullmatch(t[1]):
                 target = bytes.fromhex(t[1])
                 w.execute("INSERT OR IGNORE INTO deleted_ids VALUES (?,?)", (target, pub))
+                self._has_deletions = True
                 row = w.execute(
                     "SELECT rid FROM events WHERE id=? AND pubkey=? AND kind!=?",
                     (target, pub, DELETION),
