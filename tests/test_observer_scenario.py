@@ -5,6 +5,8 @@ scenario is the same for the same seed."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -130,3 +132,16 @@ def test_demo_scenario_command(tmp_path):
     res = CliRunner().invoke(main, ["demo", "scenario", "--out", str(other)])
     assert res.exit_code == 1 and "other than a demo scenario" in res.output
     assert (other / "mine.txt").read_text() == "keep"
+
+
+def test_without_the_observer_extra_the_demo_says_what_to_install(tmp_path):
+    """A hub installed with `make run` has no Pillow or imagehash: the demo must say how to
+    get them, not die with a traceback. (Simulated by making their import fail.)"""
+    code = ("import sys; sys.modules['PIL'] = None; sys.modules['imagehash'] = None\n"
+            "from samizdat.cli import main\n"
+            f"main(['demo', 'scenario', '--out', {str(tmp_path / 'demo')!r}])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1
+    assert "pip install 'samizdat[observer]'" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "demo").exists()

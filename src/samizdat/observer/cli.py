@@ -71,6 +71,11 @@ def ingest_cmd(sources: tuple[str, ...], data_dir: str, reference: str | None,
         raise click.ClickException(f"{missing[0]}: no such file, and not a ws:// or http:// "
                                    "address (nothing was ingested)")
     err = Console(stderr=True, highlight=False)
+    if not _media_libraries():
+        err.print("note: Pillow and imagehash are not installed: photos are kept and hashed, "
+                  "but without perceptual hashes and EXIF facts recycled photos cannot be "
+                  f"spotted. {INSTALL_HINT}, then run `samizdat observe reindex`.",
+                  markup=False)
 
     class Stages(Progress):
         def __init__(self) -> None:
@@ -309,6 +314,24 @@ def demo() -> None:
     """Demonstrations: fabricated data to see the whole story on one machine."""
 
 
+INSTALL_HINT = ("Install the observer extra: `pip install 'samizdat[observer]'` (in a "
+                "checkout: `.venv/bin/pip install -e '.[observer]'`)")
+
+
+def _media_libraries() -> bool:
+    try:
+        import imagehash  # noqa: F401
+        import PIL  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _need_media_libraries(why: str) -> None:
+    if not _media_libraries():
+        raise click.ClickException(f"{why}, which is not installed. {INSTALL_HINT}.")
+
+
 @demo.command("scenario")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-scenario",
               show_default=True, help="Where to write the hubs, bundles, reference set and "
@@ -327,6 +350,7 @@ def demo_scenario_cmd(out_dir: str, seed: int, data_dir: str | None, no_ingest: 
     each must raise."""
     from .scenario import run_demo
 
+    _need_media_libraries("the demo draws its photos with Pillow")
     out = Path(out_dir)
     data = None if no_ingest else Path(data_dir) if data_dir else out / "observer-data"
     try:
