@@ -224,9 +224,13 @@ class Relay:
         if self.name == "samizdat":
             self.config_path = self.workdir / "samizdat.toml"
             self.config_path.write_text(SAMIZDAT_CONFIG.format(sync=self.sync))
-            return [str(REPO / ".venv" / "bin" / "samizdat"), "serve",
-                    "--data", str(self.workdir / "data"), "--host", HOST,
-                    "--port", str(self.port), "--config", str(self.config_path)]
+            cmd = [str(REPO / ".venv" / "bin" / "samizdat"), "serve",
+                   "--data", str(self.workdir / "data"), "--host", HOST,
+                   "--port", str(self.port), "--config", str(self.config_path)]
+            src = self.src if self.src is not None else REPO / "src"
+            if (Path(src) / "samizdat" / "tls.py").exists():  # revisions that serve HTTPS
+                cmd.append("--no-https")
+            return cmd
         self.config_path = self.workdir / "nostr-relay.yaml"
         self.config_path.write_text(PEER_CONFIG.format(
             db=self.workdir / "nostr.sqlite3", host=HOST, port=self.port))
