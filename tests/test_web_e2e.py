@@ -357,3 +357,62 @@ def test_a_refused_post_says_why(make_hub, browser):
     failed.wait_for(timeout=WAIT)
     assert "invalid:" in failed.locator("[data-testid=outbox-state]").inner_text()
     ctx.close()
+
+
+SAVED_CONTENTS = """() => new Promise((resolve, reject) => {
+  const req = indexedDB.open('samizdat')
+  req.onerror = () => reject(req.error)
+  req.onsuccess = () => {
+    const get = req.result.transaction('events').objectStore('events').getAll()
+    get.onsuccess = () => resolve(get.result.map((e) => e.content))
+    get.onerror = () => reject(get.error)
+  }
+})"""
+
+
+def test_a_witness_takes_a_report_back(make_hub, browser, shots):
+    """NIP-09 from the phone: the author's Delete removes the report from their screen,
+    from the hub, from another phone's live feed, and from both phones' saved feeds."""
+    from .helpers import Client
+
+    h = make_hub()
+    url = f"http://hub.lan:{h.port}/"
+    author_ctx, reader_ctx = browser.new_context(**PHONE), browser.new_context(**PHONE)
+    author, reader = author_ctx.new_page(), reader_ctx.new_page()
+    for page in (author, reader):
+        page.goto(url)
+        page.wait_for_selector("[data-testid=hub-status][data-state=open]", timeout=WAIT)
+    author.fill("[data-testid=compose-text]", "Names of the people I saw #careful")
+    author.click("[data-testid=compose-submit]")
+    wait_status(author, "sent")
+    author.fill("[data-testid=compose-text]", "A report that stays #careful")
+    author.click("[data-testid=compose-submit]")
+    wait_status(author, "sent")
+    item(reader, "Names of the people").wait_for(timeout=WAIT)
+    item(reader, "A report that stays").wait_for(timeout=WAIT)
+    assert item(reader, "Names of the people").locator("[data-testid=delete]").count() == 0
+
+    author.once("dialog", lambda d: d.accept())
+    item(author, "Names of the people").locator("[data-testid=delete]").click()
+    item(author, "Names of the people").wait_for(state="detached", timeout=WAIT)
+    item(reader, "Names of the people").wait_for(state="detached", timeout=WAIT)
+    with Client(h.url) as c:
+        texts = [e["content"] for e in c.query({"kinds": [1], "#t": ["careful"]})]
+    assert texts == ["A report that stays #careful"]
+    reader.screenshot(path=str(shots / "09-deleted-on-the-other-phone.png"))
+    # the saved feeds forget it too: with the hub gone, reopening shows only what each
+    # phone kept (the page itself comes from the browser's cache)
+    reader.wait_for_timeout(800)  # the phones write their saved feeds every 300 ms
+    h.stop()
+    for page in (author, reader):
+        page.goto(url)
+        item(page, "A report that stays").wait_for(timeout=WAIT)
+        page.wait_for_timeout(300)
+        assert item(page, "Names of the people").count() == 0
+        # and the words themselves are gone from the phone (a seized phone must not
+        # keep what its owner took back), not merely hidden
+        kept = page.evaluate(SAVED_CONTENTS)
+        assert "A report that stays #careful" in kept
+        assert not any("Names of the people" in c for c in kept), kept
+    author_ctx.close()
+    reader_ctx.close()

@@ -6,8 +6,8 @@ import { Hub } from './hub.js'
 import { LANG_NAMES, LANGS, currentLanguage, formatTime, pickLanguage, relativeTime, setLanguage, t, translate } from './i18n.js'
 import { extFor, hashBlob, hubHas, prepare, setClockOffset, UploadError, upload } from './media.js'
 import {
-  bytesToHex, extensionSigner, generateSecret, hexToBytes, labelTemplate, localSigner, now, npubEncode,
-  nsecEncode, parseSecret, readLabel, readReport, reportTemplate, shortNpub,
+  bytesToHex, deletionTemplate, extensionSigner, generateSecret, hexToBytes, labelTemplate, localSigner, now,
+  npubEncode, nsecEncode, parseSecret, readDeletion, readLabel, readReport, reportTemplate, shortNpub,
 } from './nostr.js'
 
 const FEED_LIMIT = 300 // reports asked for on connect
@@ -162,11 +162,33 @@ let toPersist = []
 let persistTimer = null
 let renderTimer = null
 
+/** NIP-09: ids their authors asked to delete (id → the author who asked). A report that
+ * arrives after its deletion request is not shown; one already shown (or kept on this
+ * phone) is removed from the screen and from the phone's cache. */
+const deletedBy = new Map()
+
 function takeEvents(events, persist) {
   let changed = false
+  const gone = []
   for (const ev of events) {
     if (!ev || typeof ev.id !== 'string' || seen.has(ev.id)) continue
-    if (ev.kind === 1) {
+    if (ev.kind === 5) {
+      seen.add(ev.id)
+      for (const target of readDeletion(ev)) {
+        deletedBy.set(target, ev.pubkey)
+        const rep = reports.get(target)
+        if (rep && rep.ev.pubkey === ev.pubkey) {
+          reports.delete(target)
+          gone.push(target)
+          changed = true
+        }
+      }
+    } else if (ev.kind === 1) {
+      if (deletedBy.get(ev.id) === ev.pubkey) {
+        seen.add(ev.id)
+        gone.push(ev.id)
+        continue
+      }
       let r
       try {
         r = readReport(ev)
@@ -184,6 +206,10 @@ function takeEvents(events, persist) {
       changed = true
     } else continue
     if (persist) toPersist.push(ev)
+  }
+  if (gone.length) {
+    toPersist = toPersist.filter((e) => !gone.includes(e.id))
+    db.deleteEvents(gone).catch(() => {})
   }
   if (toPersist.length && !persistTimer) {
     persistTimer = setTimeout(async () => {
@@ -318,8 +344,31 @@ function buildItem(rep) {
       ' ',
       el('b', { 'data-testid': `${value}-count` }, '0'),
     )
-  item.append(el('footer', null, btn('corroborate'), btn('dispute')))
+  const footer = el('footer', null, btn('corroborate'), btn('dispute'))
+  if (mine) {
+    footer.append(el('button', { type: 'button', class: 'delete', 'data-testid': 'delete', title: t('feed.delete.help'), onclick: () => deleteReport(rep) }, t('feed.delete')))
+  }
+  item.append(footer)
   return item
+}
+
+/** The witness takes back their own report (NIP-09): gone from this phone at once, and
+ * from the hub and every phone and hub that honours deletions once the request is sent. */
+async function deleteReport(rep) {
+  if (!signer || rep.ev.pubkey !== signer.pubkey) return
+  if (!window.confirm(t('feed.delete.confirm'))) return
+  let ev
+  try {
+    ev = await signer.sign(deletionTemplate(rep.ev, Math.max(now(), rep.ev.created_at)))
+  } catch (e) {
+    toast(t('status.signFailed', { reason: e.message || String(e) }))
+    return
+  }
+  takeEvents([ev], true)
+  const qid = await db.outboxAdd({ type: 'event', event: ev, media: [], created: Date.now(), state: 'queued' })
+  outboxState.set(qid, { state: 'queued' })
+  renderOutbox()
+  flushOutbox()
 }
 
 function updateCounts(rep) {
@@ -752,6 +801,7 @@ function connectHub() {
     onEose: (subid) => {
       if (subid === 'feed' && !hub.subs.has('labels')) {
         hub.subscribe('labels', [{ kinds: [1985], '#L': ['samizdat.witness'], limit: FEED_LIMIT * 5 }])
+        hub.subscribe('deletions', [{ kinds: [5], limit: FEED_LIMIT }])
       }
     },
   })

@@ -55,6 +55,12 @@ export function putEvents(events) {
   })
 }
 
+export function deleteEvents(ids) {
+  return tx('events', 'readwrite', (s) => {
+    for (const id of ids) s.delete(id)
+  })
+}
+
 /** Keep the newest `keep` events of the cache (by created_at). */
 export function pruneEvents(keep) {
   return tx('events', 'readwrite', async (s) => {

@@ -156,6 +156,22 @@ export function labelTemplate(report, value, createdAt) {
 }
 
 /** What the app shows of a kind-1 event. */
+/** NIP-09: a request to delete the author's own report (kind 5, `e` and `k` tags). */
+export function deletionTemplate(report, createdAt) {
+  return {
+    kind: 5,
+    created_at: createdAt,
+    tags: [['e', report.id], ['k', String(report.kind)]],
+    content: '',
+  }
+}
+
+/** The event ids a kind-5 event asks to delete. */
+export function readDeletion(ev) {
+  if (ev.kind !== 5 || !Array.isArray(ev.tags)) return []
+  return ev.tags.filter((t) => Array.isArray(t) && t[0] === 'e' && /^[0-9a-f]{64}$/.test(t[1])).map((t) => t[1])
+}
+
 export function readReport(ev) {
   const media = []
   for (const t of ev.tags) {
