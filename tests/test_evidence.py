@@ -48,7 +48,7 @@ def _write(path: Path, files: dict[str, bytes], fix_sums: bool = False) -> Path:
         files = dict(files)
         files["SHA256SUMS"] = "".join(
             f"{hashlib.sha256(v).hexdigest()}  {k}\n" for k, v in sorted(files.items())
-            if k != "SHA256SUMS").encode()
+            if k not in ("SHA256SUMS", "SIGNATURE.json")).encode()
     with zipfile.ZipFile(path, "w") as z:
         for name, data in files.items():
             z.writestr(name, data)
@@ -171,3 +171,43 @@ def test_tampering_is_caught(packages, tmp_path):
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"PK\x03\x04 not really")
     assert not verify_package(junk).ok
+
+
+def test_the_observer_signs_the_whole_package(packages, tmp_path):
+    """SHA256SUMS alone lets a forger drop a report and rewrite the lists; the observer's
+    signature over SHA256SUMS does not."""
+    from coincurve import PrivateKey
+
+    from samizdat.nostr.event import sign_event
+    from samizdat.nostr.keys import npub, pubkey_of, read_hub_key
+
+    arc, report_zip, _ = packages
+    observer = pubkey_of(read_hub_key(arc.data))
+    ok = verify_package(report_zip, signer=observer)
+    assert ok.ok and ok.signer == observer, ok.problems
+    res = CliRunner().invoke(main, ["verify-package", str(report_zip), "--signer",
+                                    npub(observer)])
+    assert res.exit_code == 0 and f"signed by observer {npub(observer)}" in res.output
+
+    orig = _files(report_zip)
+    # leave the labels out and rewrite manifest-free lists consistently: the signature
+    # no longer covers SHA256SUMS
+    assert "events/labels.jsonl" in orig
+    dropped = {k: v for k, v in orig.items()
+               if k not in ("events/labels.jsonl", "SHA256SUMS")}
+    _fails(_write(tmp_path / "dropped.zip", dropped, fix_sums=True), "SIGNATURE.json",
+           "does not sign this SHA256SUMS")
+    # unsigned
+    unsigned = {k: v for k, v in orig.items() if k != "SIGNATURE.json"}
+    _fails(_write(tmp_path / "unsigned.zip", unsigned), "SIGNATURE.json", "not signed")
+    # re-signed by someone else: valid on its own, refused when the observer is known
+    forger = PrivateKey()
+    digest = hashlib.sha256(orig["SHA256SUMS"]).hexdigest()
+    fake = sign_event(forger, 21211, "x", [["x", digest]])
+    resigned = {**orig, "SIGNATURE.json": json.dumps(fake.to_dict()).encode()}
+    path = _write(tmp_path / "resigned.zip", resigned)
+    assert verify_package(path).signer == pubkey_of(forger)
+    bad = verify_package(path, signer=observer)
+    assert not bad.ok and any("not by the expected" in r for _, r in bad.problems)
+    res = CliRunner().invoke(main, ["verify-package", str(path), "--signer", npub(observer)])
+    assert res.exit_code == 1 and "not by the expected" in res.output

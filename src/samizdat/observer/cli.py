@@ -286,19 +286,35 @@ def export_cmd(target: str, out: str, data_dir: str, as_json: bool) -> None:
 
 @click.command("verify-package")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--signer", metavar="NPUB", default=None,
+              help="Require the package to be signed by this observer key (npub or hex).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def verify_package_cmd(file: str, as_json: bool) -> None:
-    """Check an evidence package offline: every hash, event signature, receipt, leaf list
-    and proof. Exits 1 naming each file that fails and why."""
+def verify_package_cmd(file: str, signer: str | None, as_json: bool) -> None:
+    """Check an evidence package offline: the observer's signature over it, every hash,
+    event signature, receipt, leaf list and proof. Exits 1 naming each file that fails
+    and why. Compare the signer it prints with the observer's npub you know."""
     import json
     import sys
 
+    from ..nostr.keys import decode_npub, npub
     from .evidence import describe, verify_package
 
-    result = verify_package(file)
+    want = None
+    if signer:
+        try:
+            want = decode_npub(signer) if signer.startswith("npub") else bytes.fromhex(
+                signer).hex()
+        except ValueError:
+            raise click.BadParameter("an npub1… or 64 hex characters",
+                                     param_hint="--signer") from None
+        if len(want) != 64:
+            raise click.BadParameter("an npub1… or 64 hex characters", param_hint="--signer")
+    result = verify_package(file, signer=want)
     if as_json:
         click.echo(json.dumps(result.as_json()))
     else:
+        if result.signer:
+            click.echo(f"signed by observer {npub(result.signer)}")
         for line in describe(result):
             click.echo(line)
         for name, reason in result.problems:

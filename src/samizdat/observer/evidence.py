@@ -36,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from coincurve import PrivateKey
 
-from ..nostr.event import HEX64, Event, InvalidEvent, parse_event
+from ..nostr.event import HEX64, Event, InvalidEvent, parse_event, sign_event
+from ..nostr.keys import load_or_create_hub_key, npub, pubkey_of
 from ..receipts.leaves import InvalidLeaves, LeafPart, check_leaves, parse_leaf_event
 from ..receipts.merkle import MerkleTree
 from ..receipts.proof import ProofError, check_doc, load_docs, make_doc
@@ -54,6 +56,10 @@ PROFILES = "events/profiles.jsonl"
 EVENT_FILES = (REPORTS, LABELS, PROFILES, RECEIPTS, LEAVES)
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
+SIGNATURE = "SIGNATURE.json"
+#: Kind of the signature event: in the ephemeral range like bundle manifests (21210), so a
+#: relay handed one never stores it; it only ever travels inside a package.
+SIGNATURE_KIND = 21211
 
 #: verify-package refuses packages larger than this when unpacked (a zip bomb defence).
 MAX_UNPACKED = 4 * 1024**3
@@ -152,8 +158,14 @@ def _jsonl(events: Iterable[Event]) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
 
-def write_package(material: Material, out: Path, now: int | None = None) -> dict[str, Any]:
-    """Write the zip to ``out`` (atomically: a temporary file renamed into place)."""
+def write_package(material: Material, out: Path, now: int | None = None,
+                  key: PrivateKey | None = None) -> dict[str, Any]:
+    """Write the zip to ``out`` (atomically: a temporary file renamed into place).
+
+    With ``key`` (the observer's own key) the package is signed: ``SIGNATURE.json`` is a
+    Nostr event whose ``x`` tag is the SHA-256 of ``SHA256SUMS``, which lists every other
+    file. A recipient who knows the observer's npub can then tell that no file was left
+    out or added since, which the signed reports alone cannot show."""
     now = int(time.time()) if now is None else now
     files: dict[str, bytes] = {}
     files[REPORTS] = _jsonl(material.reports)
@@ -191,6 +203,12 @@ def write_package(material: Material, out: Path, now: int | None = None) -> dict
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
                    for name, data in sorted(files.items()))
     files[SUMS] = sums.encode()
+    if key is not None:
+        digest = hashlib.sha256(files[SUMS]).hexdigest()
+        sig = sign_event(key, SIGNATURE_KIND, f"samizdat evidence package, SHA256SUMS {digest}",
+                         [["x", digest], ["alt", "signature of a samizdat evidence package"]],
+                         created_at=now)
+        files[SIGNATURE] = orjson.dumps(sig.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
     out = Path(out)
     tmp = out.with_name(out.name + ".part")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
@@ -223,9 +241,12 @@ check yourself, without trusting the observer and without a network.
 
     sha256sum -c SHA256SUMS
 
-Every file but SHA256SUMS is listed; `manifest.json` lists every file of the package.
-SHA256SUMS only shows the files are those the observer packed: the checks below show the
-evidence itself is genuine.
+Every file but SHA256SUMS and SIGNATURE.json is listed; `manifest.json` lists every file
+of the package. `SIGNATURE.json` is a Nostr event signed by the observer's key whose `x`
+tag is the SHA-256 of SHA256SUMS (`sha256sum SHA256SUMS`): if you know the observer's
+npub, it shows that no file was added, swapped or left out since they packed it
+(`samizdat verify-package FILE --signer NPUB` checks it). The checks below show the
+evidence itself is genuine, whoever packed it.
 
 ## 2. Each event is what its key signed
 
@@ -304,6 +325,7 @@ class VerifyResult:
     checked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     existed_by: dict[str, tuple[int, str]] = field(default_factory=dict)  # report -> (end, hub)
     manifest: dict[str, Any] = field(default_factory=dict)
+    signer: str | None = None  # the observer's pubkey (hex) when the signature holds
 
     @property
     def ok(self) -> bool:
@@ -313,7 +335,7 @@ class VerifyResult:
         self.problems.append((name, reason))
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok,
+        return {"ok": self.ok, "signed_by": npub(self.signer) if self.signer else None,
                 "problems": [{"file": f, "reason": r} for f, r in self.problems],
                 "checked": dict(self.checked),
                 "existed_no_later_than": {k: {"end": v[0], "utc": utc(v[0]), "hub": v[1]}
@@ -405,7 +427,7 @@ def _check_sums(files: dict[str, bytes], result: VerifyResult) -> None:
             result.fail(name, "its SHA-256 differs from SHA256SUMS: the file was altered")
         else:
             result.checked["hashes"] += 1
-    for name in sorted(set(files) - set(listed) - {SUMS}):
+    for name in sorted(set(files) - set(listed) - {SUMS, SIGNATURE}):
         result.fail(name, "not listed in SHA256SUMS: a file was added to the package")
 
 
@@ -432,13 +454,41 @@ def _events(files: dict[str, bytes], name: str, result: VerifyResult) -> list[Ev
     return out
 
 
-def verify_package(path: str | Path) -> VerifyResult:
-    """Every check, offline; the result lists each problem as (file, reason)."""
+def _check_signature(files: dict[str, bytes], result: VerifyResult,
+                     signer: str | None) -> None:
+    raw = files.get(SIGNATURE)
+    if raw is None:
+        result.fail(SIGNATURE, "missing: the package is not signed, so nothing shows that "
+                               "no file was left out or swapped along with SHA256SUMS")
+        return
+    try:
+        ev = parse_event(orjson.loads(raw))
+        ev.verify()
+    except (orjson.JSONDecodeError, InvalidEvent) as exc:
+        result.fail(SIGNATURE, f"not a valid signed event ({exc})")
+        return
+    digest = hashlib.sha256(files.get(SUMS, b"")).hexdigest()
+    if ev.kind != SIGNATURE_KIND or ev.first_tag("x") != digest:
+        result.fail(SIGNATURE, "does not sign this SHA256SUMS: files were changed after "
+                               "the observer signed the package")
+        return
+    if signer is not None and ev.pubkey != signer:
+        result.fail(SIGNATURE, f"signed by {npub(ev.pubkey)}, not by the expected "
+                               f"{npub(signer)}")
+        return
+    result.signer = ev.pubkey
+    result.checked["package signature"] += 1
+
+
+def verify_package(path: str | Path, signer: str | None = None) -> VerifyResult:
+    """Every check, offline; the result lists each problem as (file, reason). With
+    ``signer`` (hex pubkey) the package must be signed by that key."""
     result = VerifyResult()
     files = _read_zip(Path(path), result)
     if files is None:
         return result
     _check_sums(files, result)
+    _check_signature(files, result, signer)
     try:
         manifest = orjson.loads(files.get(MANIFEST, b"null"))
     except orjson.JSONDecodeError:
@@ -671,7 +721,12 @@ def gather(obs: Any, target: str, *, pdf: bool = True) -> Material:
 
 
 def export(obs: Any, target: str, out: str | Path) -> dict[str, Any]:
-    return write_package(gather(obs, target), Path(out))
+    """Gather and write the package, signed with the observer's key (``hub.key`` in its
+    data directory, made on first use, mode 0600)."""
+    key = load_or_create_hub_key(Path(obs.data_dir)) if hasattr(obs, "data_dir") else None
+    summary = write_package(gather(obs, target), Path(out), key=key)
+    summary["signed_by"] = npub(pubkey_of(key)) if key is not None else None
+    return summary
 
 
 def export_to_bytes(obs: Any, target: str) -> bytes:
