@@ -25,14 +25,12 @@ from typing import Any
 import orjson
 from coincurve import PublicKeyXOnly
 
-from ..nostr.event import InvalidEvent, parse_event
+from ..nostr.event import InvalidEvent, parse_event, public_key
 from ..nostr.filters import index_words
 from ..nostr.policy import sync_refusal
 
 OK, INVALID, REFUSED = 0, 1, 2
 MAX_EXAMPLES = 5
-_KEYS: dict[str, PublicKeyXOnly] = {}
-_KEY_CACHE = 100_000
 
 
 def event_lines(raw: bytes) -> Iterator[bytes]:
@@ -43,16 +41,10 @@ def event_lines(raw: bytes) -> Iterator[bytes]:
 
 
 def _key(pubkey: str) -> PublicKeyXOnly:
-    key = _KEYS.get(pubkey)
-    if key is None:
-        try:
-            key = PublicKeyXOnly(bytes.fromhex(pubkey))
-        except (ValueError, TypeError) as exc:
-            raise InvalidEvent("invalid: pubkey is not a valid secp256k1 x-only key") from exc
-        if len(_KEYS) >= _KEY_CACHE:
-            _KEYS.clear()
-        _KEYS[pubkey] = key
-    return key
+    try:
+        return public_key(pubkey)
+    except (ValueError, TypeError) as exc:
+        raise InvalidEvent("invalid: pubkey is not a valid secp256k1 x-only key") from exc
 
 
 @dataclass(slots=True)

@@ -84,6 +84,23 @@ def compute_id(pubkey: str, created_at: int, kind: int, tags: list[list[str]], c
     return hashlib.sha256(canonical_bytes(pubkey, created_at, kind, tags, content)).hexdigest()
 
 
+_KEYS: dict[str, PublicKeyXOnly] = {}
+_KEY_CACHE = 50_000
+
+
+def public_key(pubkey: str) -> PublicKeyXOnly:
+    """The parsed x-only key for a hex pubkey, cached: lifting a key onto the curve costs
+    a square root, about a fifth of a verification, and a hub sees the same few thousand
+    authors again and again. Bounded; safe across threads (dict operations are atomic)."""
+    key = _KEYS.get(pubkey)
+    if key is None:
+        key = PublicKeyXOnly(bytes.fromhex(pubkey))
+        if len(_KEYS) >= _KEY_CACHE:
+            _KEYS.clear()
+        _KEYS[pubkey] = key
+    return key
+
+
 @dataclass(slots=True)
 class Event:
     """A Nostr event as received: fields are checked for shape, not yet for id or signature."""
@@ -130,7 +147,7 @@ class Event:
 
     def check_signature(self) -> None:
         try:
-            key = PublicKeyXOnly(bytes.fromhex(self.pubkey))
+            key = public_key(self.pubkey)
             ok = key.verify(bytes.fromhex(self.sig), bytes.fromhex(self.id))
         except (ValueError, TypeError) as exc:  # pubkey not on the curve, and the like
             raise InvalidEvent("invalid: pubkey is not a valid secp256k1 x-only key") from exc
