@@ -12,7 +12,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 7447
 DATA   ?= data
 
-.PHONY: install install-test run test lint bench bench-sync bench-bundle bench-blobs bench-web bench-receipts web web-check clean
+.PHONY: install install-test run test lint bench bench-sync bench-bundle bench-blobs bench-web bench-receipts bench-observer web web-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,7 @@ bench: $(TESTSTAMP)
 	$(PY) bench/blob_bench.py
 	$(PY) bench/web_bench.py
 	$(PY) bench/receipts_bench.py
+	$(PY) bench/observer_bench.py --events 1000000 --media 50000
 
 bench-sync: $(TESTSTAMP)
 	$(PY) bench/sync_bench.py
@@ -78,6 +79,9 @@ bench-web: $(TESTSTAMP)
 
 bench-receipts: $(TESTSTAMP)
 	$(PY) bench/receipts_bench.py
+
+bench-observer: $(TESTSTAMP)
+	$(PY) bench/observer_bench.py --events 1000000 --media 50000
 
 clean:
 	rm -rf $(VENV) $(JSDIR)/node_modules $(WEBSRC)/node_modules .pytest_cache .ruff_cache
