@@ -13,9 +13,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from samizdat.blobs.auth import encode_header
+from samizdat.bundle.media import media_of, media_of_json
 
 from .helpers import Client, HubProcess, Keys
 
@@ -128,3 +131,24 @@ def test_no_blobs_and_refused_types(tmp_path, hub_a):
     assert im["imported"] == 1 and im["blobs_verified"] == 1 and im["blobs_stored"] == 0
     assert any("application/pdf is not in blobs.allowed_types" in s for s in im["skipped"])
     assert not list((tmp_path / "b" / "blobs").glob("??/??/*"))
+
+_tag = st.lists(st.text(max_size=80), max_size=6)
+
+
+@given(st.integers(min_value=0, max_value=65535), st.lists(_tag, max_size=12))
+def test_media_claims_never_raise_and_name_only_sha256s(kind, tags):
+    """Tags come from strangers: whatever they hold, the parser only ever returns
+    well-formed sha256 names (never a path) and never raises."""
+    for sha, mime in media_of(kind, tags):
+        assert len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
+        assert isinstance(mime, str)
+
+
+def test_media_of_reads_imeta_and_file_metadata():
+    sha = "ab" * 32
+    assert media_of(1, [["imeta", "url http://x/a.jpg", f"x {sha}", "m image/jpeg"]]) == [
+        (sha, "image/jpeg")]
+    assert media_of(1, [["imeta", "x ../../etc/passwd"], ["imeta"], ["imeta", "xx"]]) == []
+    assert media_of(1063, [["x", sha], ["m", "video/mp4"]]) == [(sha, "video/mp4")]
+    assert media_of(1, [["x", sha]]) == []  # a bare x tag means nothing on a note
+    assert media_of_json(b'{"kind":1,"tags":[],"content":"no media"}') == []
