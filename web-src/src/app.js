@@ -357,18 +357,7 @@ function buildItem(rep) {
 async function deleteReport(rep) {
   if (!signer || rep.ev.pubkey !== signer.pubkey) return
   if (!window.confirm(t('feed.delete.confirm'))) return
-  let ev
-  try {
-    ev = await signer.sign(deletionTemplate(rep.ev, Math.max(now(), rep.ev.created_at)))
-  } catch (e) {
-    toast(t('status.signFailed', { reason: e.message || String(e) }))
-    return
-  }
-  takeEvents([ev], true)
-  const qid = await db.outboxAdd({ type: 'event', event: ev, media: [], created: Date.now(), state: 'queued' })
-  outboxState.set(qid, { state: 'queued' })
-  renderOutbox()
-  flushOutbox()
+  await signAndSend(deletionTemplate(rep.ev, Math.max(now(), rep.ev.created_at)))
 }
 
 function updateCounts(rep) {
@@ -387,9 +376,15 @@ async function label(rep, value) {
   if (prev?.value === value) return
   // A change of mind must be newer than the previous label, even within the same second.
   const created = Math.max(now(), (prev?.created_at ?? 0) + 1)
+  await signAndSend(labelTemplate(rep.ev, value, created))
+}
+
+/** Sign a small event (a label, a deletion), apply it here at once, and queue it for the
+ * hub: it goes now if the hub answers, or later from the outbox. */
+async function signAndSend(template) {
   let ev
   try {
-    ev = await signer.sign(labelTemplate(rep.ev, value, created))
+    ev = await signer.sign(template)
   } catch (e) {
     toast(t('status.signFailed', { reason: e.message || String(e) }))
     return

@@ -17,10 +17,11 @@ import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .readers import ReaderPool
+from .readers import ReaderPool, connect
 
 SCHEMA_VERSION = 1
 
@@ -67,27 +68,17 @@ def _record(row: tuple[bytes, int, str, int]) -> BlobRecord:
     return BlobRecord(row[0].hex(), row[1], row[2], row[3])
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    uri = f"file:{path}?mode={'ro' if readonly else 'rwc'}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
-                           timeout=30)
-    conn.execute("PRAGMA busy_timeout=30000")
-    if readonly:
-        conn.execute("PRAGMA query_only=ON")
-    return conn
-
-
 class BlobIndex:
     def __init__(self, path: str | Path, synchronous: str = "FULL"):
         self.path = Path(path)
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise BlobIndexError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         self._lock = threading.Lock()
-        self._readers = ReaderPool(lambda: _connect(self.path, readonly=True))
+        self._readers = ReaderPool(lambda: connect(self.path, readonly=True))
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._w = _connect(self.path, readonly=False)
+            self._w = connect(self.path, readonly=False)
             self._w.execute("PRAGMA journal_mode=WAL")
             self._w.execute(f"PRAGMA synchronous={synchronous.upper()}")
             version = self._w.execute("PRAGMA user_version").fetchone()[0]
@@ -118,6 +109,20 @@ class BlobIndex:
         return self._readers.get()
 
     # --- reads ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on
+        any error), one thread at a time."""
+        with self._lock:
+            w = self._w
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                yield w
+                w.execute("COMMIT")
+            except BaseException:
+                w.execute("ROLLBACK")
+                raise
 
     def get(self, sha256: str) -> BlobRecord | None:
         row = self._reader().execute(
@@ -179,60 +184,39 @@ class BlobIndex:
         """
         now = int(time.time()) if now is None else now
         sha = bytes.fromhex(sha256)
-        with self._lock:
-            w = self._w
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                cur = w.execute(
-                    "INSERT INTO blobs(sha256, size, type, uploaded) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(sha256) DO NOTHING", (sha, size, mime, now))
-                created = cur.rowcount == 1
-                w.execute("INSERT INTO owners(pubkey, sha256, added) VALUES (?, ?, ?) "
-                          "ON CONFLICT DO NOTHING", (bytes.fromhex(pubkey), sha, now))
-                row = w.execute("SELECT sha256, size, type, uploaded FROM blobs WHERE sha256=?",
-                                (sha,)).fetchone()
-                w.execute("COMMIT")
-            except BaseException:
-                w.execute("ROLLBACK")
-                raise
+        with self._transaction() as w:
+            cur = w.execute(
+                "INSERT INTO blobs(sha256, size, type, uploaded) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(sha256) DO NOTHING", (sha, size, mime, now))
+            created = cur.rowcount == 1
+            w.execute("INSERT INTO owners(pubkey, sha256, added) VALUES (?, ?, ?) "
+                      "ON CONFLICT DO NOTHING", (bytes.fromhex(pubkey), sha, now))
+            row = w.execute("SELECT sha256, size, type, uploaded FROM blobs WHERE sha256=?",
+                            (sha,)).fetchone()
         return _record(row), created
 
     def add_owner(self, sha256: str, pubkey: str, now: int | None = None) -> BlobRecord | None:
         """Add an owner to a blob that is already indexed; None if it is not (any more)."""
         now = int(time.time()) if now is None else now
         sha = bytes.fromhex(sha256)
-        with self._lock:
-            w = self._w
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                row = w.execute("SELECT sha256, size, type, uploaded FROM blobs WHERE sha256=?",
-                                (sha,)).fetchone()
-                if row is not None:
-                    w.execute("INSERT INTO owners(pubkey, sha256, added) VALUES (?, ?, ?) "
-                              "ON CONFLICT DO NOTHING", (bytes.fromhex(pubkey), sha, now))
-                w.execute("COMMIT")
-            except BaseException:
-                w.execute("ROLLBACK")
-                raise
+        with self._transaction() as w:
+            row = w.execute("SELECT sha256, size, type, uploaded FROM blobs WHERE sha256=?",
+                            (sha,)).fetchone()
+            if row is not None:
+                w.execute("INSERT INTO owners(pubkey, sha256, added) VALUES (?, ?, ?) "
+                          "ON CONFLICT DO NOTHING", (bytes.fromhex(pubkey), sha, now))
         return _record(row) if row else None
 
     def remove_owner(self, sha256: str, pubkey: str) -> Removal:
         """Drop ``pubkey``'s ownership; the blob's row goes with its last owner."""
         sha = bytes.fromhex(sha256)
-        with self._lock:
-            w = self._w
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                cur = w.execute("DELETE FROM owners WHERE pubkey=? AND sha256=?",
-                                (bytes.fromhex(pubkey), sha))
-                was_owner = cur.rowcount == 1
-                gone = False
-                if was_owner and w.execute("SELECT 1 FROM owners WHERE sha256=? LIMIT 1",
-                                           (sha,)).fetchone() is None:
-                    w.execute("DELETE FROM blobs WHERE sha256=?", (sha,))
-                    gone = True
-                w.execute("COMMIT")
-            except BaseException:
-                w.execute("ROLLBACK")
-                raise
+        with self._transaction() as w:
+            cur = w.execute("DELETE FROM owners WHERE pubkey=? AND sha256=?",
+                            (bytes.fromhex(pubkey), sha))
+            was_owner = cur.rowcount == 1
+            gone = False
+            if was_owner and w.execute("SELECT 1 FROM owners WHERE sha256=? LIMIT 1",
+                                       (sha,)).fetchone() is None:
+                w.execute("DELETE FROM blobs WHERE sha256=?", (sha,))
+                gone = True
         return Removal(was_owner, gone)

@@ -1,4 +1,4 @@
-"""Read-only SQLite connections, one per thread, closed together.
+"""SQLite connections as the store opens them, and read-only ones per thread.
 
 SQLite connections must not be shared between threads that use them at once, and in
 WAL mode every reader sees a consistent snapshot without blocking the writer, so each
@@ -10,6 +10,23 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
+
+
+def connect(path: Path, readonly: bool, cache_kib: int | None = None) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), usable from any
+    thread (each is used by one at a time), waiting up to 30 s for a lock; read-only
+    connections refuse writes at the SQLite level too."""
+    uri = f"file:{path}?mode={'ro' if readonly else 'rwc'}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                           timeout=30)
+    conn.execute("PRAGMA busy_timeout=30000")
+    if cache_kib is not None:
+        conn.execute(f"PRAGMA cache_size=-{cache_kib}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+    if readonly:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
 
 
 class ReaderPool:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .readers import connect
 from .sqlite import StoreError
 
 T = TypeVar("T")
@@ -110,15 +111,10 @@ class ReceiptLog:
                 if not self.path.exists():
                     raise ReceiptLogError(f"{self.path} does not exist: this hub has not "
                                           "recorded anything for receipts yet")
-                uri = f"file:{self.path}?mode=ro"
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                uri = f"file:{self.path}?mode=rwc"
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                        check_same_thread=False, timeout=30)
-            self.conn.execute("PRAGMA busy_timeout=30000")
+            self.conn = connect(self.path, readonly)
             if readonly:
-                self.conn.execute("PRAGMA query_only=ON")
                 self._check_version()
                 return
             self.conn.execute("PRAGMA journal_mode=WAL")

@@ -26,7 +26,7 @@ import orjson
 from ..nostr.event import HEX64, Event
 from ..nostr.filters import Filter, index_words
 from ..nostr.kinds import DELETION, Storage, storage_of
-from .readers import ReaderPool
+from .readers import ReaderPool, connect
 
 T = TypeVar("T")
 
@@ -121,15 +121,7 @@ def fts_query(tokens: Iterable[str]) -> str:
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    uri = f"file:{path}?mode={'ro' if readonly else 'rwc'}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
-                           timeout=30)
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute(f"PRAGMA cache_size={WRITER_CACHE}")  # 32 MB page cache per connection
-    conn.execute("PRAGMA temp_store=MEMORY")
-    if readonly:
-        conn.execute("PRAGMA query_only=ON")
-    return conn
+    return connect(path, readonly, cache_kib=-WRITER_CACHE)  # 32 MB page cache each
 
 
 class SQLiteStore:
